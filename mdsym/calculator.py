@@ -1,0 +1,44 @@
+"""ASE calculator serving any mdsym model, raw or symmetrized."""
+
+from ase.calculators.calculator import Calculator, all_changes
+
+from .models.base import Model
+from .symmetrize import Symmetrizer
+from .system import System
+
+
+class MdsymCalculator(Calculator):
+    """Energy, forces and (periodic) stress of ``model`` under ``symmetrize``.
+
+    ``symmetrize`` is a spec string (see ``mdsym.symmetrize``): ``none``,
+    ``random``, ``o3:L``, ``so3:L``, optionally ``+netforce`` / ``+nettorque``.
+    The rotational standard deviations over the quadrature are in ``results`` as
+    ``energy_rot_std`` (eV), ``forces_rot_std`` (per component, eV/Angstrom) and
+    ``stress_rot_std``.
+    """
+
+    implemented_properties = ["energy", "free_energy", "forces", "stress"]
+
+    def __init__(self, model: Model, symmetrize="none", batch_size: int = 64, seed: int = 0, **kwargs):
+        super().__init__(**kwargs)
+        self.model = model
+        self.symmetrizer = Symmetrizer(model, symmetrize, batch_size=batch_size, seed=seed)
+
+    @property
+    def spec(self):
+        return self.symmetrizer.spec
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        system = System.from_atoms(self.atoms)
+        wanted = ["energy", "forces"]
+        if system.periodic and self.model.has_stress:
+            wanted.append("stress")
+        results = self.symmetrizer(system, wanted)
+        self.results = dict(results)
+        self.results["free_energy"] = results["energy"]
+        if "stress" in results:
+            # ASE wants Voigt order xx, yy, zz, yz, xz, xy
+            s = results["stress"]
+            self.results["stress"] = s[[0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1]]
+            self.results["stress_3x3"] = s

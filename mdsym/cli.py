@@ -1,0 +1,113 @@
+"""The ``mdsym`` command line (click). Every bad input is one line and exit 2."""
+
+import functools
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from .errors import MdsymError
+
+STRUCTURES = Path(__file__).parent / "data" / "structures"
+DEFAULT_STRUCTURE = STRUCTURES / "cu-cluster-55.xyz"
+DEFAULT_MODEL = "analytic"
+
+
+def structure_path(text) -> Path:
+    """A structure file, or the short name of a shipped one (``cu-fcc-108``)."""
+    shipped = STRUCTURES / f"{text}.xyz"
+    return shipped if not Path(text).exists() and shipped.exists() else Path(text)
+
+
+def one_line_errors(command):
+    """Turn every failure into one line on stderr and a non-zero exit."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except MdsymError as error:
+            click.echo(f"mdsym: error: {error}", err=True)
+            sys.exit(2)
+        except KeyboardInterrupt:
+            click.echo("mdsym: interrupted", err=True)
+            sys.exit(130)
+        except Exception as error:  # a bug or an unexpected library failure
+            if "--debug" in sys.argv:
+                raise
+            text = str(error).strip().splitlines()
+            click.echo(
+                f"mdsym: error: {type(error).__name__}: {text[0] if text else ''} "
+                "(rerun with --debug for the traceback)",
+                err=True,
+            )
+            sys.exit(1)
+
+    return wrapper
+
+
+@click.group()
+@click.version_option(package_name="mdsym")
+@click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")
+def main(debug):
+    """Serve unconstrained ML potentials to MD engines, symmetrize them on the fly,
+    and measure their physical fidelity."""
+
+
+@main.command()
+@click.option("--model", "-m", default=DEFAULT_MODEL, show_default=True,
+              help="Shipped model name, model file (.pt) or analytic[:TERMS].")
+@click.option("--structure", "-s", default=str(DEFAULT_STRUCTURE), show_default=True,
+              help="Structure file readable by ASE, or a shipped structure name.")
+@click.option("--degree", "-L", default=3, show_default=True, type=int,
+              help="Largest lambda of the symmetry content B.")
+@click.option("--symmetrize", default="none", show_default=True,
+              help="Measure the model symmetrized by this spec (none, random, o3:L, so3:L...).")
+@click.option("--so3", is_flag=True, help="Integrate over SO(3) only (no parity sectors).")
+@click.option("--forces", type=click.Choice(["auto", "conservative", "direct"]), default="auto",
+              show_default=True, help="Conservative (autograd) or direct forces.")
+@click.option("--batch-size", default=64, show_default=True, type=int)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@one_line_errors
+def equivariance(model, structure, degree, symmetrize, so3, forces, batch_size, as_json):
+    """Equivariance error A and symmetry content B of a model on one structure."""
+    from .metrics import measure
+    from .models import load_model
+    from .models.symmetrized import SymmetrizedModel
+    from .quadrature import MAX_DEGREE
+    from .symmetrize import Symmetrizer
+    from .system import System, read_structure
+
+    if degree < 0 or 2 * degree + 1 > MAX_DEGREE:
+        raise MdsymError(
+            f"--degree {degree} is outside what the quadratures provide (0 to {(MAX_DEGREE - 1) // 2})"
+        )
+    system = System.from_atoms(read_structure(structure_path(structure)))
+    the_model = load_model(model, forces=forces)
+    the_model.check_system(system)
+    symmetrizer = Symmetrizer(the_model, symmetrize, batch_size=batch_size)
+    if symmetrizer.spec.mode != "none" or str(symmetrizer.spec) != "none":
+        the_model = SymmetrizedModel(symmetrizer)
+    report = measure(the_model, system, degree, inversion=not so3, batch_size=batch_size)
+    report["model"] = the_model.name
+    report["structure"] = str(structure)
+    report["symmetrize"] = str(symmetrizer.spec)
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    quadrature = report["quadrature"]
+    click.echo(f"model {report['model']}  structure {structure}  symmetrize {report['symmetrize']}")
+    click.echo(f"quadrature {quadrature['name']} over {quadrature['group']}: "
+               f"{quadrature['size']} elements, exact to degree {quadrature['degree']}")
+    units = {"energy": "eV", "forces": "eV/A", "stress": "eV/A^3"}
+    for key in ("energy", "forces", "stress"):
+        if key not in report:
+            continue
+        item = report[key]
+        sectors = "  ".join(
+            f"({b['lambda']},{'+' if b['sigma'] > 0 else '-'}) {b['fraction']:.3g}"
+            for b in item["B"] if b["fraction"] >= 1e-6
+        )
+        click.echo(f"{key:7s} A = {item['A']:.4g} {units[key]}   B: {sectors}"
+                   f"   above L: {item['residual']:.2g}")

@@ -1,0 +1,105 @@
+"""Model adapters behind one interface (``mdsym.models.base.Model``).
+
+``load_model`` accepts:
+
+- an mdsym ``Model``, an ASE calculator or a torch module following the native
+  protocol (``mdsym.models.native``);
+- ``analytic`` or ``analytic:TERMS`` (``mdsym.models.analytic``), e.g.
+  ``analytic:bond2=0.05,vector3-=0.01,direct1=0.02,axis=1/0/0``: terms are
+  ``<kind><degree>[-]=<strength in eV>`` with kind ``bond`` / ``vector`` (energy,
+  ``-`` for a pseudo-tensor term) or ``direct`` (a non-conservative force term);
+- the short name of a model shipped with mdsym (``mdsym.models.shipped``);
+- a path to a ``.pt`` file: a metatomic model, or a TorchScript native model.
+"""
+
+import re
+from pathlib import Path
+
+import torch
+
+from ..errors import MdsymError
+from .analytic import AnalyticModel, SpuriousTerm
+from .base import Model, TorchModel
+from .native import NativeModel, load_torchscript
+
+DEFAULT_ANALYTIC = "analytic:bond2=0.05,vector1=0.05"
+
+_TERM = re.compile(r"^(bond|vector|direct)(\d+)(-?)$")
+
+
+def parse_analytic(spec: str) -> AnalyticModel:
+    """Build an ``AnalyticModel`` from ``analytic[:key=value,...]``."""
+    _, _, body = spec.partition(":")
+    if not body:
+        return parse_analytic(DEFAULT_ANALYTIC)
+    terms, direct_terms, options = [], [], {}
+    for item in body.split(","):
+        key, sep, value = item.strip().partition("=")
+        if not sep:
+            raise MdsymError(f"bad analytic model option {item!r}: expected key=value")
+        try:
+            match = _TERM.match(key)
+            if match:
+                kind, degree, minus = match.group(1), int(match.group(2)), match.group(3)
+                if kind == "direct":
+                    direct_terms.append(SpuriousTerm(degree, 1, float(value), "vector"))
+                else:
+                    terms.append(SpuriousTerm(degree, -1 if minus else 1, float(value), kind))
+            elif key == "axis":
+                options["axis"] = tuple(float(x) for x in value.split("/"))
+                if len(options["axis"]) != 3:
+                    raise ValueError("axis needs three components x/y/z")
+            elif key in ("cutoff", "depth", "stiffness", "equilibrium"):
+                options[key] = float(value)
+            else:
+                raise ValueError(f"unknown option {key!r}")
+        except ValueError as error:
+            raise MdsymError(f"bad analytic model option {item!r}: {error}") from None
+    return AnalyticModel(terms=tuple(terms), direct_terms=tuple(direct_terms), **options)
+
+
+def load_model(spec, forces: str = "auto") -> Model:
+    """Any supported model as an mdsym ``Model`` (see the module docstring)."""
+    from ase.calculators.calculator import BaseCalculator
+
+    if isinstance(spec, Model):
+        return spec
+    if isinstance(spec, BaseCalculator):
+        from .ase_calculator import ASECalculatorModel
+
+        return ASECalculatorModel(spec)
+    if isinstance(spec, torch.nn.Module):
+        return NativeModel(spec, name=type(spec).__name__, forces=forces)
+    text = str(spec)
+    if text == "analytic" or text.startswith("analytic:"):
+        return NativeModel(parse_analytic(text), name=text, forces=forces)
+    from . import shipped
+
+    if text in shipped.names():
+        return load_file(shipped.path(text), name=text, forces=forces)
+    path = Path(text)
+    if path.suffix or "/" in text:
+        return load_file(path, forces=forces)
+    raise MdsymError(
+        f"unknown model {text!r}: give a file, 'analytic[:...]' or one of the shipped "
+        f"models: {', '.join(shipped.names()) or '(none installed)'}"
+    )
+
+
+def load_file(path, name=None, forces: str = "auto") -> Model:
+    path = Path(path)
+    if not path.is_file():
+        raise MdsymError(f"model file not found: {path}")
+    try:
+        module = torch.jit.load(str(path), map_location="cpu")
+    except Exception:
+        module = None  # not plain TorchScript: maybe a metatomic model with extensions
+    if module is None or hasattr(module, "capabilities"):
+        from .metatomic import MetatomicModel
+
+        return MetatomicModel(path, name=name, forces=forces)
+    return NativeModel(module, name=name or path.stem, forces=forces)
+
+
+__all__ = ["Model", "TorchModel", "NativeModel", "AnalyticModel", "SpuriousTerm",
+           "load_model", "load_torchscript", "parse_analytic"]

@@ -1,0 +1,174 @@
+"""Analytic ground-truth models: a smooth pair potential plus spurious terms.
+
+The pair part is a Morse potential (Girifalco-Weizer copper parameters by default)
+with a cosine cutoff, so it is exactly O(3) invariant. On top of it, each spurious
+term breaks rotational symmetry with a chosen angular degree ``l`` and parity
+``sigma`` against a fixed lab axis ``n``; under a rotation ``g`` its energy is a
+combination of Wigner-D components of degree exactly ``l`` in the sector
+``(l, sigma)``, which makes every symmetry statement checkable in closed form.
+
+Spurious energy terms (``SpuriousTerm.kind``):
+
+- ``bond``: ``eps * sum_{i != j} fc(r_ij) P_l(rhat_ij . n)`` (even ``l``, ``sigma=+1``;
+  odd ``l`` would cancel between ``ij`` and ``ji``);
+- ``vector``: ``eps * sum_i c_i |a_i|^l P_l(ahat_i . n)`` where
+  ``a_i = sum_j fc(r_ij) rhat_ij``; ``c_i = 1`` gives ``sigma = +1`` and the
+  pseudoscalar ``c_i = a_i . (b_i x d_i)`` (three differently weighted neighbour
+  sums) gives ``sigma = -1``. Any ``l``, smooth everywhere (a solid harmonic).
+
+The direct-force variant predicts ``F = -dE/dr + F_spur`` with the
+non-conservative ``F_spur,i = eps_f sum_j fc(r_ij) P_l(rhat_ij . n) rhat_ij``;
+its back-rotated response is of degree ``l`` too.
+
+The model follows mdsym's native torch protocol (``mdsym.models.native``), so it
+can be scripted with ``torch.jit.script`` and saved to a file.
+"""
+
+import math
+from dataclasses import dataclass
+from typing import Dict, List, Tuple
+
+import torch
+
+
+@dataclass(frozen=True)
+class SpuriousTerm:
+    degree: int
+    parity: int = 1  # +1 proper, -1 pseudo
+    strength: float = 0.02  # eV
+    kind: str = "bond"  # "bond" or "vector"
+
+    def __post_init__(self):
+        if self.kind not in ("bond", "vector"):
+            raise ValueError(f"spurious term kind must be 'bond' or 'vector', got {self.kind!r}")
+        if self.parity not in (1, -1):
+            raise ValueError(f"spurious term parity must be +1 or -1, got {self.parity}")
+        if self.degree < 0:
+            raise ValueError(f"spurious term degree must be >= 0, got {self.degree}")
+        if self.kind == "bond" and (self.degree % 2 == 1 or self.parity == -1):
+            raise ValueError(
+                "a 'bond' term needs an even degree and parity +1; use kind='vector' "
+                "for odd degrees or pseudo-tensor terms"
+            )
+
+
+def solid_harmonic(z: torch.Tensor, r2: torch.Tensor, degree: int) -> torch.Tensor:
+    """``|v|^l P_l(vhat . n)`` from ``z = v . n`` and ``r2 = |v|^2`` (Legendre recurrence)."""
+    previous = torch.ones_like(z)
+    if degree == 0:
+        return previous
+    current = z
+    for k in range(1, degree):
+        previous, current = current, ((2 * k + 1) * z * current - k * r2 * previous) / (k + 1)
+    return current
+
+
+class AnalyticModel(torch.nn.Module):
+    """Morse pair potential with a cosine cutoff plus spurious anisotropic terms."""
+
+    cutoff: float
+    direct: bool
+    bond_terms: List[Tuple[int, float]]
+    vector_terms: List[Tuple[int, int, float]]
+    direct_terms: List[Tuple[int, float]]
+
+    def __init__(
+        self,
+        terms=(SpuriousTerm(2),),
+        axis=(0.0, 0.0, 1.0),
+        direct_terms=(),
+        depth: float = 0.3429,
+        stiffness: float = 1.3588,
+        equilibrium: float = 2.866,
+        cutoff: float = 5.5,
+        direct: bool = False,
+    ):
+        super().__init__()
+        self.cutoff = float(cutoff)
+        self.depth = float(depth)
+        self.stiffness = float(stiffness)
+        self.equilibrium = float(equilibrium)
+        self.direct = bool(direct) or len(direct_terms) > 0
+        axis = torch.tensor(axis, dtype=torch.float64)
+        self.register_buffer("axis", axis / axis.norm())
+        self.bond_terms = [
+            (t.degree, t.strength) for t in terms if t.kind == "bond"
+        ]
+        self.vector_terms = [
+            (t.degree, t.parity, t.strength) for t in terms if t.kind == "vector"
+        ]
+        self.direct_terms = [
+            (t.degree, t.strength) for t in direct_terms
+        ]
+
+    def _energy(self, edges, first: torch.Tensor, n_atoms: int) -> torch.Tensor:
+        r = torch.linalg.norm(edges, dim=-1)  # (B, P)
+        fc = 0.5 * (1.0 + torch.cos(math.pi * r / self.cutoff))
+        fc = torch.where(r < self.cutoff, fc, torch.zeros_like(fc))
+        morse = self.depth * ((1.0 - torch.exp(-self.stiffness * (r - self.equilibrium))) ** 2 - 1.0)
+        energy = 0.5 * (fc * morse).sum(dim=1)  # full list: each pair twice
+        unit = edges / r.unsqueeze(-1)
+        cos_axis = unit @ self.axis  # (B, P)
+        for degree, strength in self.bond_terms:
+            legendre = solid_harmonic(cos_axis, torch.ones_like(cos_axis), degree)
+            energy = energy + strength * (fc * legendre).sum(dim=1)
+        if len(self.vector_terms) > 0:
+            shape = (edges.shape[0], n_atoms, 3)
+            weighted = fc.unsqueeze(-1) * unit
+            a = torch.zeros(shape, dtype=edges.dtype, device=edges.device)
+            a = a.index_add(1, first, weighted)
+            scaled = (r / self.cutoff).unsqueeze(-1)
+            b = torch.zeros(shape, dtype=edges.dtype, device=edges.device)
+            b = b.index_add(1, first, weighted * scaled)
+            d = torch.zeros(shape, dtype=edges.dtype, device=edges.device)
+            d = d.index_add(1, first, weighted * scaled * scaled)
+            chirality = (a * torch.linalg.cross(b, d)).sum(-1)  # (B, N) pseudoscalar
+            z = a @ self.axis
+            r2 = (a * a).sum(-1)
+            for degree, parity, strength in self.vector_terms:
+                term = solid_harmonic(z, r2, degree)
+                if parity == -1:
+                    term = term * chirality
+                energy = energy + strength * term.sum(dim=1)
+        return energy
+
+    def _direct_spurious(self, edges, first: torch.Tensor, n_atoms: int) -> torch.Tensor:
+        r = torch.linalg.norm(edges, dim=-1)
+        fc = 0.5 * (1.0 + torch.cos(math.pi * r / self.cutoff))
+        fc = torch.where(r < self.cutoff, fc, torch.zeros_like(fc))
+        unit = edges / r.unsqueeze(-1)
+        cos_axis = unit @ self.axis
+        forces = torch.zeros((edges.shape[0], n_atoms, 3), dtype=edges.dtype, device=edges.device)
+        for degree, strength in self.direct_terms:
+            legendre = solid_harmonic(cos_axis, torch.ones_like(cos_axis), degree)
+            forces = forces.index_add(1, first, strength * (fc * legendre).unsqueeze(-1) * unit)
+        return forces
+
+    def forward(
+        self,
+        positions: torch.Tensor,
+        cells: torch.Tensor,
+        numbers: torch.Tensor,
+        edge_index: torch.Tensor,
+        edge_shifts: torch.Tensor,
+    ) -> Dict[str, torch.Tensor]:
+        first = edge_index[0]
+        n_atoms = positions.shape[1]
+        shift_vectors = torch.einsum("pk,bkj->bpj", edge_shifts, cells)
+        if not self.direct:
+            edges = positions[:, edge_index[1]] - positions[:, first] + shift_vectors
+            return {"energy": self._energy(edges, first, n_atoms)}
+        # direct variant: forces are an output, computed here from the model's own
+        # energy plus a non-conservative spurious term
+        fixed = positions.detach()
+        leaf = fixed.clone().requires_grad_(True)
+        # (the caller enables autograd: mdsym's TorchModel.evaluate does)
+        edges = leaf[:, edge_index[1]] - leaf[:, first] + shift_vectors.detach()
+        energy_for_forces = self._energy(edges, first, n_atoms)
+        gradient = torch.autograd.grad([energy_for_forces.sum()], [leaf])[0]
+        assert gradient is not None
+        edges = fixed[:, edge_index[1]] - fixed[:, first] + shift_vectors.detach()
+        forces = -gradient + self._direct_spurious(edges, first, n_atoms)
+        edges = positions[:, edge_index[1]] - positions[:, first] + shift_vectors
+        energy = self._energy(edges, first, n_atoms)
+        return {"energy": energy, "forces": forces}

@@ -1,0 +1,100 @@
+"""metatomic models (``.pt`` files exported with metatomic-torch: PET, PET-MAD, UPET...).
+
+The neighbour lists the model requests are computed once per structure (vesin) and
+shared by every rotated copy: the pair vectors of copy ``g`` are recomputed in torch
+from the rotated (and strained) positions and cell, so autograd gives forces and
+stress as for the raw model. All copies of a batch go through the model in one call.
+"""
+
+from pathlib import Path
+
+import numpy as np
+
+import torch
+
+from ..errors import MdsymError
+from .base import TorchModel, edge_vectors
+
+DIRECT_FORCE_KEYS = ("non_conservative_force", "non_conservative_forces")
+
+
+class MetatomicModel(TorchModel):
+    def __init__(self, path, name=None, forces: str = "auto", check_consistency: bool = False):
+        from metatomic.torch import load_atomistic_model
+
+        path = Path(path)
+        if not path.exists():
+            raise MdsymError(f"model file not found: {path}")
+        try:
+            self.model = load_atomistic_model(str(path))
+        except Exception as error:
+            message = str(error).strip().splitlines()
+            reason = message[0] if message else type(error).__name__
+            raise MdsymError(f"cannot load metatomic model {path}: {reason}") from None
+        self.name = name or path.stem
+        self.check_consistency = check_consistency
+        capabilities = self.model.capabilities()
+        self.species = frozenset(int(z) for z in capabilities.atomic_types)
+        self.dtype = getattr(torch, capabilities.dtype)
+        self.device = torch.device("cpu")
+        self.model.to(dtype=self.dtype, device=self.device)
+        outputs = capabilities.outputs
+        if "energy" not in outputs:
+            raise MdsymError(f"metatomic model {path} has no 'energy' output")
+        self.direct_key = next((k for k in DIRECT_FORCE_KEYS if k in outputs), None)
+        self.has_stress = True
+        if forces not in ("auto", "conservative", "direct"):
+            raise MdsymError(f"forces must be auto, conservative or direct, got {forces!r}")
+        if forces == "direct" and self.direct_key is None:
+            raise MdsymError(f"metatomic model {path} has no non_conservative_force output")
+        use_direct = self.direct_key is not None if forces == "auto" else forces == "direct"
+        self.forces_kind = "direct" if use_direct else "conservative"
+        self.requests = list(self.model.requested_neighbor_lists())
+        self.cutoff = max([r.engine_cutoff("angstrom") for r in self.requests], default=0.0)
+
+    def compute(self, system, positions, cells, neighbours) -> dict:
+        from metatensor.torch import Labels, TensorBlock
+        from metatomic.torch import ModelEvaluationOptions, ModelOutput, System
+
+        types = torch.as_tensor(system.numbers, dtype=torch.int32)
+        pbc = torch.as_tensor(system.pbc)
+        lists = []
+        for request in self.requests:
+            nl = system.neighbours(request.engine_cutoff("angstrom"), request.full_list)
+            samples = Labels(
+                ["first_atom", "second_atom", "cell_shift_a", "cell_shift_b", "cell_shift_c"],
+                torch.from_numpy(
+                    np.column_stack([nl.first, nl.second, nl.shifts]).astype(np.int32)
+                ),
+            )
+            tensors = {
+                "first": torch.from_numpy(nl.first),
+                "second": torch.from_numpy(nl.second),
+                "shifts": torch.from_numpy(nl.shifts).to(self.dtype),
+            }
+            lists.append((request, samples, edge_vectors(positions, cells, tensors)))
+        xyz = Labels("xyz", torch.arange(3).reshape(-1, 1))
+        distance = Labels("distance", torch.zeros((1, 1), dtype=torch.int32))
+        systems = []
+        for b in range(positions.shape[0]):
+            copy = System(types, positions[b], cells[b], pbc)
+            for request, samples, vectors in lists:
+                block = TensorBlock(vectors[b].reshape(-1, 3, 1), samples, [xyz], distance)
+                copy.add_neighbor_list(request, block)
+            systems.append(copy)
+        requested = {"energy": ModelOutput(quantity="energy", unit="eV", sample_kind="system")}
+        if self.forces_kind == "direct":
+            requested[self.direct_key] = ModelOutput(
+                quantity="force", unit="eV/Angstrom", sample_kind="atom"
+            )
+        options = ModelEvaluationOptions(length_unit="angstrom", outputs=requested)
+        try:
+            predictions = self.model(systems, options, check_consistency=self.check_consistency)
+        except Exception as error:
+            message = str(error).strip().splitlines()
+            raise MdsymError(f"model {self.name} failed: {message[0] if message else error}") from None
+        results = {"energy": predictions["energy"].block().values.reshape(-1)}
+        if self.forces_kind == "direct":
+            forces = predictions[self.direct_key].block().values
+            results["forces"] = forces.reshape(positions.shape[0], positions.shape[1], 3)
+        return results

@@ -1,0 +1,64 @@
+"""Native torch models: an ``nn.Module`` or a TorchScript file with a small protocol.
+
+The protocol (the analytic models of ``mdsym.models.analytic`` follow it)::
+
+    class MyModel(torch.nn.Module):
+        cutoff: float                 # Angstrom, for the neighbour list
+        species: List[int]            # optional: atomic numbers the model knows
+
+        def forward(self, positions, cells, numbers, edge_index, edge_shifts):
+            # positions (B, N, 3), cells (B, 3, 3): B rotated copies of one system
+            # numbers (N,) int64; edge_index (2, P) int64: full neighbour list i -> j
+            # edge_shifts (P, 3): integer cell shifts of j, as positions' dtype
+            # pair vectors: positions[:, j] - positions[:, i] + edge_shifts @ cells
+            return {"energy": energy}   # (B,); optional "forces" (B, N, 3) direct
+
+Units are eV and Angstrom. Without a ``forces`` output, forces come from autograd.
+"""
+
+import torch
+
+from ..errors import MdsymError
+from .base import TorchModel
+
+
+class NativeModel(TorchModel):
+    def __init__(self, module: torch.nn.Module, name: str = "native", forces: str = "auto"):
+        self.module = module
+        self.name = name
+        try:
+            self.cutoff = float(module.cutoff)
+        except AttributeError:
+            raise MdsymError(f"native model {name} has no 'cutoff' attribute") from None
+        species = getattr(module, "species", None)
+        self.species = None if species is None else frozenset(int(z) for z in species)
+        parameter = next(iter(module.parameters()), None)
+        buffer = next(iter(module.buffers()), None)
+        reference = parameter if parameter is not None else buffer
+        if reference is not None:
+            self.dtype, self.device = reference.dtype, reference.device
+        self.direct_forces = bool(getattr(module, "direct", False))
+        if forces not in ("auto", "conservative", "direct"):
+            raise MdsymError(f"forces must be auto, conservative or direct, got {forces!r}")
+        if forces == "direct" and not self.direct_forces:
+            raise MdsymError(f"model {name} has no direct forces output")
+        use_direct = self.direct_forces if forces == "auto" else forces == "direct"
+        self.forces_kind = "direct" if use_direct else "conservative"
+
+    def compute(self, system, positions, cells, neighbours) -> dict:
+        numbers = torch.as_tensor(system.numbers, device=self.device)
+        edge_index = torch.stack([neighbours["first"], neighbours["second"]])
+        return self.module(positions, cells, numbers, edge_index, neighbours["shifts"])
+
+
+def load_torchscript(path, name=None, forces="auto") -> NativeModel:
+    try:
+        module = torch.jit.load(str(path), map_location="cpu")
+    except Exception as error:
+        raise MdsymError(f"cannot load TorchScript model {path}: {_first_line(error)}") from None
+    return NativeModel(module, name=name or str(path), forces=forces)
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip().splitlines()
+    return text[0] if text else type(error).__name__
