@@ -111,3 +111,6 @@ def equivariance(model, structure, degree, symmetrize, so3, forces, batch_size, 
         )
         click.echo(f"{key:7s} A = {item['A']:.4g} {units[key]}   B: {sectors}"
                    f"   above L: {item['residual']:.2g}")
+
+from .serve import serve  # noqa: E402
+main.add_command(serve)

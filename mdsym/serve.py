@@ -1,0 +1,74 @@
+"""``mdsym serve``: an i-PI socket client serving any mdsym model, raw or symmetrized.
+
+i-PI sends positions and the cell but no atomic numbers, so ``--structure`` names
+the structure i-PI simulates (species, masses, periodicity); its positions are
+not used. Several ``mdsym serve`` processes may connect to one i-PI server: i-PI
+spreads its requests over them (beads, replicas, or the rotations of an
+``<ffrotations>`` block), which is how a simulation goes beyond one machine (use
+TCP: ``--address HOST --port PORT``).
+
+The rotational standard deviation over the quadrature goes back to i-PI as the
+JSON extras ``{"energy_rot_std": eV, "forces_rot_std": eV/A}`` (the latter is the
+RMS over atoms and components) whenever ``--symmetrize`` averages over rotations.
+"""
+
+import sys
+
+import click
+
+from .cli import DEFAULT_MODEL, one_line_errors, structure_path
+
+
+@click.command()
+@click.option("--model", "-m", default=DEFAULT_MODEL, show_default=True,
+              help="Shipped model name, model file (.pt) or analytic[:TERMS].")
+@click.option("--structure", "-s", required=True,
+              help="The structure i-PI simulates (i-PI sends no species): a file readable "
+                   "by ASE or a shipped structure name.")
+@click.option("--symmetrize", default="none", show_default=True,
+              help="Symmetrization spec: none, random, o3:L, so3:L, +netforce, +nettorque.")
+@click.option("--forces", type=click.Choice(["auto", "conservative", "direct"]), default="auto",
+              show_default=True, help="Conservative (autograd) or direct forces.")
+@click.option("--unix", "unix", metavar="NAME",
+              help="Connect to i-PI's unix socket NAME (the file /tmp/ipi_NAME, or NAME "
+                   "itself if it contains a '/').")
+@click.option("--address", default="localhost", show_default=True,
+              help="Host of i-PI's TCP socket (with --port).")
+@click.option("--port", type=int, help="Port of i-PI's TCP socket.")
+@click.option("--sockets-prefix", default="/tmp/ipi_", show_default=True,
+              help="i-PI's <simulation sockets_prefix> for unix socket names.")
+@click.option("--batch-size", default=64, show_default=True, type=int,
+              help="Rotated copies evaluated per model call when symmetrizing "
+                   "(i-PI's own <batch_size> is read from its INIT message).")
+@click.option("--seed", default=0, show_default=True, type=int,
+              help="Seed of the random rotations (--symmetrize random).")
+@click.option("--wait", default=0.0, show_default=True, type=float,
+              help="Keep trying to connect for this many seconds.")
+@click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
+@one_line_errors
+def serve(model, structure, symmetrize, forces, unix, address, port, sockets_prefix,
+          batch_size, seed, wait, quiet):
+    """Serve a model to an i-PI server over a socket (unix or TCP) until it says EXIT."""
+    from .errors import MdsymError
+    from .ipi.client import Client, Potential, log_to_stderr
+    from .models import load_model
+    from .system import read_structure
+
+    if unix and port is not None:
+        raise MdsymError("give either --unix NAME or --port PORT, not both")
+    if not unix and port is None:
+        raise MdsymError("give --unix NAME, or --port PORT (and --address HOST) to reach i-PI")
+    atoms = read_structure(structure_path(structure))
+    the_model = load_model(model, forces=forces)
+    potential = Potential(the_model, atoms, symmetrize, batch_size=batch_size, seed=seed)
+    log = (lambda message: None) if quiet else log_to_stderr()
+    client = Client(potential, unix=unix, address=address, port=port,
+                    sockets_prefix=sockets_prefix, wait=wait, log=log)
+    log(f"connected; serving {the_model.name} [{potential.symmetrizer.spec}] "
+        f"for {len(atoms)} atoms")
+    how = client.serve()
+    if how == "exit":
+        log(f"i-PI said EXIT after {potential.calls} evaluations; bye")
+    else:
+        log(f"i-PI closed the connection after {potential.calls} evaluations; bye")
+    sys.exit(0)
