@@ -38,7 +38,10 @@ class MdsymCalculator(Calculator):
         self.results = dict(results)
         self.results["free_energy"] = results["energy"]
         if "stress" in results:
-            # ASE wants Voigt order xx, yy, zz, yz, xz, xy
+            # a model that is not rotationally invariant can give an asymmetric
+            # strain derivative: ASE's Voigt stress is its symmetric part
+            # (order xx, yy, zz, yz, xz, xy); the full tensor stays in stress_3x3
             s = results["stress"]
-            self.results["stress"] = s[[0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1]]
+            symmetric = 0.5 * (s + s.T)
+            self.results["stress"] = symmetric[[0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1]]
             self.results["stress_3x3"] = s

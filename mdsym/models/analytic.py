@@ -11,8 +11,10 @@ Spurious energy terms (``SpuriousTerm.kind``):
 
 - ``bond``: ``eps * sum_{i != j} fc(r_ij) P_l(rhat_ij . n)`` (even ``l``, ``sigma=+1``;
   odd ``l`` would cancel between ``ij`` and ``ji``);
-- ``vector``: ``eps * sum_i c_i |a_i|^l P_l(ahat_i . n)`` where
-  ``a_i = sum_j fc(r_ij) rhat_ij``; ``c_i = 1`` gives ``sigma = +1`` and the
+- ``vector``: ``eps * sum_i c_i |a_i|^(l+2) P_l(ahat_i . n)`` where
+  ``a_i = sum_j fc(r_ij) rhat_ij`` (the invariant factor ``|a_i|^2`` keeps the
+  ``l = 1`` term from cancelling between ``ij`` and ``ji``); ``c_i = 1`` gives
+  ``sigma = +1`` and the
   pseudoscalar ``c_i = a_i . (b_i x d_i)`` (three differently weighted neighbour
   sums) gives ``sigma = -1``. Any ``l``, smooth everywhere (a solid harmonic).
 
@@ -126,7 +128,7 @@ class AnalyticModel(torch.nn.Module):
             z = a @ self.axis
             r2 = (a * a).sum(-1)
             for degree, parity, strength in self.vector_terms:
-                term = solid_harmonic(z, r2, degree)
+                term = r2 * solid_harmonic(z, r2, degree)
                 if parity == -1:
                     term = term * chirality
                 energy = energy + strength * term.sum(dim=1)

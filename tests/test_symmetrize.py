@@ -1,0 +1,148 @@
+"""Symmetrization: spurious terms of degree <= L cancel exactly; outputs are invariant
+or equivariant; the cheap fixes do what they say."""
+
+import numpy as np
+import pytest
+
+from mdsym import MdsymCalculator, MdsymError, SymmetrizeSpec, System, load_model
+from mdsym import quadrature as quad
+from mdsym.models import AnalyticModel, NativeModel, SpuriousTerm
+from mdsym.symmetrize import average
+
+from .helpers import random_o3, transformed
+
+ISOTROPIC = NativeModel(AnalyticModel(terms=()), name="isotropic")
+
+
+# a lab axis on no symmetry axis of the finite groups, so no term averages out by accident
+AXIS = (0.31, 0.52, 0.79)
+
+
+def spurious(*terms, direct=()):
+    return NativeModel(AnalyticModel(terms=terms, direct_terms=direct, axis=AXIS), name="spurious")
+
+
+CASES = [
+    # (terms, direct terms, degree of the spurious response)
+    ((SpuriousTerm(2, 1, 0.05),), (), 2),
+    ((SpuriousTerm(1, 1, 0.05, "vector"),), (), 1),
+    ((SpuriousTerm(3, 1, 0.02, "vector"),), (), 3),
+    ((SpuriousTerm(2, -1, 500.0, "vector"),), (), 2),  # chirality is small here
+    ((SpuriousTerm(4, 1, 0.05),), (), 4),
+    ((), (SpuriousTerm(2, 1, 0.05, "vector"),), 2),
+]
+
+
+@pytest.mark.parametrize("terms,direct,degree", CASES)
+@pytest.mark.parametrize("family", ["cheapest", "lebedev", "gauss-legendre"])
+def test_spurious_terms_up_to_degree_L_cancel_exactly(small_crystal, terms, direct, degree, family):
+    system = System.from_atoms(small_crystal)
+    model = spurious(*terms, direct=direct)
+    exact = average(ISOTROPIC, system, quad.identity(False), ("energy", "forces", "stress"))
+    raw = average(model, system, quad.identity(False), ("energy", "forces", "stress"))
+    assert abs(raw["energy"] - exact["energy"]) > 1e-4 or np.abs(raw["forces"] - exact["forces"]).max() > 1e-4
+
+    q = quad.by_name(family, degree)
+    sym = average(model, system, q, ("energy", "forces", "stress"))
+    assert abs(sym["energy"] - exact["energy"]) < 1e-10
+    assert np.abs(sym["forces"] - exact["forces"]).max() < 1e-10
+    assert np.abs(sym["stress"] - exact["stress"]).max() < 1e-10
+
+    # over SO(3): with inversion, a degree-(L-1) grid still kills odd proper terms
+    below = average(model, system, quad.by_name(family, degree - 1, inversion=False),
+                    ("energy", "forces", "stress"))
+    error = max(abs(below["energy"] - exact["energy"]), np.abs(below["forces"] - exact["forces"]).max())
+    assert error > 1e-6, "a quadrature one degree too low must not cancel the term"
+
+
+def test_pseudoscalar_survives_so3_but_not_o3(cluster):
+    system = System.from_atoms(cluster)
+    model = spurious(SpuriousTerm(0, -1, 1.0, "vector"))  # a chiral energy: (0, -1)
+    exact = average(ISOTROPIC, system, quad.identity(False), ("energy",))["energy"]
+    so3 = average(model, system, quad.cheapest(4, inversion=False), ("energy",))["energy"]
+    o3 = average(model, system, quad.cheapest(0, inversion=True), ("energy",))["energy"]
+    assert abs(so3 - exact) > 1e-4
+    assert abs(o3 - exact) < 1e-10
+
+
+@pytest.mark.parametrize("spec", ["o3:1", "o3:3", "so3:2"])
+def test_symmetrized_outputs_are_invariant_and_equivariant(small_crystal, spec):
+    """Spurious terms up to the grid's degree: the results transform exactly."""
+    model = load_model("analytic:bond2=0.05,vector1=0.05")
+    degree = int(spec.split(":")[1])
+    if degree < 2:
+        model = load_model("analytic:vector1=0.05")
+    calc = MdsymCalculator(model, symmetrize=spec)
+    small_crystal.calc = calc
+    energy, forces, stress = (small_crystal.get_potential_energy(), small_crystal.get_forces(),
+                              small_crystal.get_stress(voigt=False))
+    for rotation in random_o3(7, 3):
+        if spec.startswith("so3") and np.linalg.det(rotation) < 0:
+            rotation = -rotation
+        moved = transformed(small_crystal, rotation)
+        moved.calc = calc
+        assert abs(moved.get_potential_energy() - energy) < 1e-10
+        assert np.abs(moved.get_forces() - forces @ rotation.T).max() < 1e-10
+        assert np.abs(moved.get_stress(voigt=False) - rotation @ stress @ rotation.T).max() < 1e-10
+
+
+def test_rotational_std_is_reported_and_vanishes_for_an_isotropic_model(cluster):
+    cluster.calc = MdsymCalculator(ISOTROPIC, symmetrize="o3:2")
+    cluster.get_forces()
+    assert cluster.calc.results["energy_rot_std"] < 1e-10
+    assert cluster.calc.results["forces_rot_std"].max() < 1e-10
+    cluster.calc = MdsymCalculator(load_model("analytic"), symmetrize="o3:2")
+    cluster.get_forces()
+    assert cluster.calc.results["energy_rot_std"] > 1e-4
+    assert cluster.calc.results["forces_rot_std"].shape == (len(cluster), 3)
+
+
+def test_random_rotation_is_seeded_and_unbiased_for_invariant_models(cluster):
+    model = load_model("analytic")
+    a = MdsymCalculator(model, symmetrize="random", seed=4)
+    b = MdsymCalculator(model, symmetrize="random", seed=4)
+    cluster.calc = a
+    fa = cluster.get_forces().copy()
+    cluster.calc = b
+    assert np.array_equal(cluster.get_forces(), fa)
+    cluster.calc = MdsymCalculator(ISOTROPIC, symmetrize="random", seed=1)
+    reference = MdsymCalculator(ISOTROPIC).get_forces(cluster)
+    assert np.abs(cluster.get_forces() - reference).max() < 1e-10
+
+
+def test_net_force_and_torque_removal(cluster):
+    model = load_model("analytic:vector1=0.2,direct1=0.3")
+    cluster.calc = MdsymCalculator(model)
+    raw = cluster.get_forces().copy()
+    masses = cluster.get_masses()
+    com = masses @ cluster.positions / masses.sum()
+    assert np.abs(raw.sum(axis=0)).max() > 1e-3
+    cluster.calc = MdsymCalculator(model, symmetrize="netforce+nettorque")
+    fixed = cluster.get_forces()
+    assert np.abs(fixed.sum(axis=0)).max() < 1e-10
+    assert np.abs(np.cross(cluster.positions - com, fixed).sum(axis=0)).max() < 1e-10
+    # the change is a rigid-body acceleration field: nothing else moves
+    cluster.calc = MdsymCalculator(model, symmetrize="nettorque")
+    only_torque = cluster.get_forces()
+    assert np.abs(only_torque.sum(axis=0) - raw.sum(axis=0)).max() < 1e-10
+
+
+def test_nettorque_is_refused_for_periodic_systems(small_crystal):
+    small_crystal.calc = MdsymCalculator(load_model("analytic"), symmetrize="nettorque")
+    with pytest.raises(MdsymError, match="isolated"):
+        small_crystal.get_forces()
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("none", "none"), ("o3:3", "o3:3"), ("so3:2:lebedev", "so3:2:lebedev"),
+    ("random+nettorque", "random+nettorque"), ("random-so3", "random-so3"),
+    ("O3:4+netforce", "o3:4+netforce"),
+])
+def test_spec_round_trip(text, expected):
+    assert str(SymmetrizeSpec.parse(text)) == expected
+
+
+@pytest.mark.parametrize("text", ["o3:x", "o3:-1", "o3:500", "so3:2:simpson", "sideways"])
+def test_bad_specs_are_one_clear_error(text):
+    with pytest.raises(MdsymError):
+        SymmetrizeSpec.parse(text)
