@@ -1,0 +1,28 @@
+"""Analyses of mdsym run directories: what the lack of symmetry does to a trajectory.
+
+One idea per module:
+
+- ``trajectory``: read a run directory once into arrays (``RunData``), partial and
+  failed runs included (up to the last whole frame);
+- ``drift``: energy drift of the conserved quantity (meV/atom/ps and drift/std(K));
+- ``angular_momentum``: L about the centre of mass, torque and net force;
+- ``equipartition``: translational / rotational / internal and per-species
+  kinetic temperatures;
+- ``structure``: radial distribution functions (periodic) or bond-length and
+  angle distributions (isolated), and distances between them;
+- ``equivariance_series``: equivariance error A (and symmetry content B) of the
+  model that drove the run, frame by frame;
+- ``hidden_layers``: B per (lambda, sigma) of a torch model's internal features;
+- ``report``: ``analyze_run`` (everything above -> analysis.json, series.npz,
+  PNG plots and report.md);
+- ``compare``: several runs side by side;
+- ``commands``: the ``mdsym analyze`` and ``mdsym compare`` commands.
+"""
+
+from .angular_momentum import AngularMomentum
+from .drift import energy_drift
+from .equipartition import kinetic_temperatures
+from .trajectory import FrameArrays, RunData, load_run
+
+__all__ = ["AngularMomentum", "FrameArrays", "RunData", "energy_drift", "kinetic_temperatures",
+           "load_run"]

@@ -1,0 +1,113 @@
+"""Structural distributions along a trajectory, and distances between them.
+
+- Periodic systems: the radial distribution function g(r) of all atoms, with
+  MDAnalysis' ``InterRDF``, up to half the shortest box length.
+- Isolated systems: the distributions of bond lengths and bond angles, bonds being
+  pairs closer than the sum of ASE's natural cutoffs (times 1.2), recomputed in
+  every frame used.
+
+``distribution_distance`` is the Wasserstein-1 (earth mover's) distance between
+two distributions on the same kind of axis (Angstrom for g(r) and bonds, degrees
+for angles); for g(r) the weights are ``g(r) r^2``, the pair-distance density.
+At most ``max_frames`` frames, evenly spaced, are used.
+"""
+
+import numpy as np
+
+BOND_BINS = np.linspace(0.5, 5.0, 181)
+ANGLE_BINS = np.linspace(0.0, 180.0, 181)
+
+
+def _frames(n_frames: int, max_frames: int) -> np.ndarray:
+    if n_frames == 0:
+        return np.zeros(0, dtype=int)
+    return np.unique(np.linspace(0, n_frames - 1, min(n_frames, max_frames)).round().astype(int))
+
+
+def rdf(universe, n_frames: int, max_frames: int = 200, nbins: int = 150) -> dict:
+    """g(r) of all atoms with ``MDAnalysis.analysis.rdf.InterRDF``."""
+    from MDAnalysis.analysis.rdf import InterRDF
+
+    frames = _frames(n_frames, max_frames)
+    universe.trajectory[int(frames[0])]
+    box = universe.trajectory.ts.dimensions
+    r_max = 0.5 * float(np.min(box[:3]))
+    atoms = universe.atoms
+    analysis = InterRDF(atoms, atoms, nbins=nbins, range=(0.0, r_max), exclusion_block=(1, 1))
+    analysis.run(frames=frames)
+    return {"kind": "rdf", "bins": analysis.results.bins.tolist(),
+            "rdf": analysis.results.rdf.tolist(), "frames_used": int(len(frames))}
+
+
+def bond_cutoffs(atoms, scale: float = 1.2) -> np.ndarray:
+    from ase.neighborlist import natural_cutoffs
+
+    radii = np.asarray(natural_cutoffs(atoms, mult=scale))
+    return radii[:, None] + radii[None, :]
+
+
+def bonds_and_angles(positions, cutoffs, max_frames: int = 200) -> dict:
+    """Histograms (densities) of bond lengths and bond angles over the frames used."""
+    frames = _frames(len(positions), max_frames)
+    lengths, angles = [], []
+    n = positions.shape[1]
+    upper = np.triu(np.ones((n, n), dtype=bool), 1)
+    for f in frames:
+        x = positions[f]
+        vectors = x[None, :, :] - x[:, None, :]  # r_j - r_i
+        d = np.linalg.norm(vectors, axis=-1)
+        bonded = (d < cutoffs) & ~np.eye(n, dtype=bool)
+        lengths.append(d[bonded & upper])
+        unit = vectors / np.where(d > 0, d, 1.0)[..., None]
+        for i in range(n):
+            j = np.flatnonzero(bonded[i])
+            if len(j) < 2:
+                continue
+            cosines = unit[i, j] @ unit[i, j].T
+            angles.append(cosines[np.triu_indices(len(j), 1)])
+    lengths = np.concatenate(lengths) if lengths else np.zeros(0)
+    cosines = np.concatenate(angles) if angles else np.zeros(0)
+    angles = np.degrees(np.arccos(np.clip(cosines, -1.0, 1.0)))
+    bond_hist, _ = np.histogram(lengths, BOND_BINS, density=True) if len(lengths) else (np.zeros(len(BOND_BINS) - 1), None)
+    angle_hist, _ = np.histogram(angles, ANGLE_BINS, density=True) if len(angles) else (np.zeros(len(ANGLE_BINS) - 1), None)
+    return {
+        "kind": "bonds",
+        "bond_bins": (0.5 * (BOND_BINS[1:] + BOND_BINS[:-1])).tolist(), "bond_hist": bond_hist.tolist(),
+        "angle_bins": (0.5 * (ANGLE_BINS[1:] + ANGLE_BINS[:-1])).tolist(), "angle_hist": angle_hist.tolist(),
+        "bond_mean_A": float(lengths.mean()) if len(lengths) else float("nan"),
+        "bond_std_A": float(lengths.std()) if len(lengths) else float("nan"),
+        "angle_mean_deg": float(angles.mean()) if len(angles) else float("nan"),
+        "bonds_per_frame": float(len(lengths) / max(len(frames), 1)),
+        "frames_used": int(len(frames)),
+    }
+
+
+def structure_of(run, max_frames: int = 200) -> dict:
+    """The structural distributions of a ``RunData``."""
+    if run.n_frames == 0:
+        return {"kind": "none"}
+    if run.periodic:
+        return rdf(run.universe, run.n_frames, max_frames)
+    return bonds_and_angles(run.positions, bond_cutoffs(run.atoms), max_frames)
+
+
+def _wasserstein(bins_a, weights_a, bins_b, weights_b) -> float:
+    from scipy.stats import wasserstein_distance
+
+    weights_a, weights_b = np.asarray(weights_a, float), np.asarray(weights_b, float)
+    if weights_a.sum() <= 0 or weights_b.sum() <= 0:
+        return float("nan")
+    return float(wasserstein_distance(bins_a, bins_b, weights_a, weights_b))
+
+
+def distribution_distance(a: dict, b: dict) -> dict:
+    """Wasserstein-1 distances between two ``structure_of`` results of the same kind."""
+    if a.get("kind") != b.get("kind") or a.get("kind") == "none":
+        return {}
+    if a["kind"] == "rdf":
+        weight = lambda s: np.asarray(s["rdf"]) * np.asarray(s["bins"]) ** 2  # noqa: E731
+        return {"rdf_A": _wasserstein(a["bins"], weight(a), b["bins"], weight(b))}
+    return {
+        "bonds_A": _wasserstein(a["bond_bins"], a["bond_hist"], b["bond_bins"], b["bond_hist"]),
+        "angles_deg": _wasserstein(a["angle_bins"], a["angle_hist"], b["angle_bins"], b["angle_hist"]),
+    }

@@ -1,0 +1,178 @@
+"""Read a run directory once: frames as numpy arrays, thermo, run.json, masses.
+
+``FrameArrays`` is an MDAnalysis ``AnalysisBase`` that copies every frame's
+positions (Angstrom), velocities (Angstrom/ps) and forces (eV/Angstrom, converted
+back from MDAnalysis' kJ/mol/Angstrom) into ``(F, N, 3)`` arrays, so every analysis
+after it is vectorised numpy over frames.
+
+``load_run`` reads a whole run directory, also a partial one (status ``running``
+after a kill) or a failed one: only the whole frames of ``trajectory.trr`` are
+read (a torn last frame is left out and noted), an unreadable ``thermo.csv`` is
+noted and the drift skipped. Every note names the file it is about.
+"""
+
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import ase.io
+import numpy as np
+from ase import units
+from MDAnalysis.analysis.base import AnalysisBase
+
+from ..errors import MdsymError
+from ..rundir import FORCE_TO_KJ_MOL_A, RunDirectory, complete_frames
+
+#: 1 eV in amu Angstrom^2 / ps^2 (about 9648.5)
+EV_IN_AMU_A2_PS2 = (1000.0 * units.fs) ** 2
+
+
+class FrameArrays(AnalysisBase):
+    """Positions, velocities, forces, boxes and times of the frames walked."""
+
+    def __init__(self, universe, **kwargs):
+        super().__init__(universe.trajectory, **kwargs)
+        self.universe = universe
+        self.n_atoms = len(universe.atoms)
+
+    def _prepare(self):
+        shape = (self.n_frames, self.n_atoms, 3)
+        self.results.positions = np.zeros(shape)
+        self.results.velocities = np.full(shape, np.nan)
+        self.results.forces = np.full(shape, np.nan)
+        self.results.boxes = np.zeros((self.n_frames, 6))
+        self.results.time_ps = np.zeros(self.n_frames)
+        self.results.step = np.zeros(self.n_frames, dtype=np.int64)
+
+    def _single_frame(self):
+        ts, k = self._ts, self._frame_index
+        self.results.positions[k] = ts.positions
+        if ts.has_velocities:
+            self.results.velocities[k] = ts.velocities
+        if ts.has_forces:
+            self.results.forces[k] = ts.forces / FORCE_TO_KJ_MOL_A
+        if ts.dimensions is not None:
+            self.results.boxes[k] = ts.dimensions
+        self.results.time_ps[k] = ts.time
+        self.results.step[k] = ts.data.get("step", ts.frame)
+
+    def _conclude(self):
+        pass
+
+    @classmethod
+    def get_supported_backends(cls):
+        return ("serial",)
+
+
+@dataclass
+class RunData:
+    """Everything an analysis needs from one run directory, read once."""
+
+    path: Path
+    info: dict
+    atoms: object  # ase.Atoms of structure.xyz
+    masses: np.ndarray  # (N,) amu
+    numbers: np.ndarray  # (N,)
+    periodic: bool
+    time_ps: np.ndarray  # (F,)
+    step: np.ndarray  # (F,)
+    positions: np.ndarray  # (F, N, 3) Angstrom
+    velocities: np.ndarray  # (F, N, 3) Angstrom/ps
+    forces: np.ndarray  # (F, N, 3) eV/Angstrom
+    boxes: np.ndarray  # (F, 6) MDAnalysis dimensions
+    thermo: dict = None  # columns of thermo.csv, or None when unreadable
+    notes: list = field(default_factory=list)  # partial / failed / truncated, one line each
+    universe: object = None
+
+    @property
+    def n_frames(self) -> int:
+        return len(self.time_ps)
+
+    @property
+    def n_atoms(self) -> int:
+        return len(self.masses)
+
+    @property
+    def status(self) -> str:
+        return str(self.info.get("status", "unknown"))
+
+    @property
+    def config(self) -> dict:
+        return self.info.get("config", {}) or {}
+
+    @property
+    def complete(self) -> bool:
+        return self.status == "completed"
+
+
+def load_run(path, read_frames: bool = True) -> RunData:
+    """Read ``path`` (a run directory) into a ``RunData``; see the module docstring."""
+    run = RunDirectory(path)
+    if not run.path.is_dir():
+        raise MdsymError(f"{run.path} is not a directory")
+    info = run.read_info()
+    notes = []
+    status = info.get("status", "unknown")
+    if status == "failed":
+        reason = info.get("reason") or "no reason recorded"
+        ttf = info.get("time_to_failure_fs")
+        when = f" after {ttf:g} fs" if isinstance(ttf, (int, float)) else ""
+        notes.append(f"the run failed{when} ({reason}): analysed up to its last flushed frame")
+    elif status != "completed":
+        notes.append(
+            f"the run is partial (status {status!r} in {run.info.name}: still running or "
+            "killed): analysed up to its last flushed frame"
+        )
+
+    if not run.structure.exists():
+        raise MdsymError(f"{run.structure} is missing")
+    try:
+        atoms = ase.io.read(run.structure, format="extxyz")
+    except Exception as error:
+        raise MdsymError(f"cannot read {run.structure}: {error}") from None
+
+    thermo = None
+    try:
+        thermo = run.read_thermo()
+        if len(thermo["step"]) == 0:
+            notes.append(f"{run.thermo} has no rows: no energy drift")
+            thermo = None
+    except MdsymError as error:
+        notes.append(f"{error}: no energy drift")
+
+    n = len(atoms)
+    empty = np.zeros((0, n, 3))
+    data = RunData(
+        path=run.path, info=info, atoms=atoms, masses=np.asarray(atoms.get_masses(), float),
+        numbers=np.asarray(atoms.numbers), periodic=bool(np.all(atoms.pbc)),
+        time_ps=np.zeros(0), step=np.zeros(0, dtype=np.int64), positions=empty,
+        velocities=empty, forces=empty, boxes=np.zeros((0, 6)), thermo=thermo, notes=notes,
+    )
+    if not read_frames:
+        return data
+    if not run.trajectory.exists() or run.trajectory.stat().st_size == 0:
+        notes.append(f"{run.trajectory} is missing or empty: no frame to analyse")
+        return data
+
+    whole = complete_frames(run.trajectory)
+    if not whole:
+        raise MdsymError(f"{run.trajectory} holds no whole frame (unreadable or truncated)")
+    torn = run.trajectory.stat().st_size - whole[-1][1]
+    if torn > 0:
+        notes.append(
+            f"{run.trajectory} ends with a truncated frame ({torn} bytes): "
+            f"analysed its {len(whole)} whole frames"
+        )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # MDAnalysis: offsets cache rebuilt, no box
+        universe = run.universe()
+    if len(universe.atoms) != n:
+        raise MdsymError(
+            f"{run.trajectory} has {len(universe.atoms)} atoms but {run.structure} has {n}"
+        )
+    frames = FrameArrays(universe).run(stop=len(whole))
+    r = frames.results
+    data.time_ps, data.step, data.positions = r.time_ps, r.step, r.positions
+    data.velocities, data.forces, data.boxes = r.velocities, r.forces, r.boxes
+    data.universe = universe
+    return data
