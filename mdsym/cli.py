@@ -114,3 +114,7 @@ def equivariance(model, structure, degree, symmetrize, so3, forces, batch_size, 
 
 from .serve import serve  # noqa: E402
 main.add_command(serve)
+
+from .analysis.commands import analyze, compare  # noqa: E402
+main.add_command(analyze)
+main.add_command(compare)
