@@ -16,10 +16,13 @@ import torch
 
 
 def rotate_vectors(vectors, rotations):
-    """Rotate row vectors: ``(..., 3)`` with ``(G, 3, 3)`` -> ``(G, ..., 3)``."""
+    """Rotate row vectors: ``(..., 3)`` with ``(G, 3, 3)`` -> ``(G, ..., 3)``, contiguous."""
+    flat = vectors.reshape(-1, 3)
     if isinstance(vectors, torch.Tensor):
-        return torch.einsum("...k,gjk->g...j", vectors, rotations)
-    return np.einsum("...k,gjk->g...j", vectors, rotations)
+        rotated = torch.matmul(flat, rotations.transpose(-1, -2))
+    else:
+        rotated = np.matmul(flat, np.swapaxes(rotations, -1, -2))
+    return rotated.reshape((len(rotations),) + tuple(vectors.shape))
 
 
 def back_rotate_vectors(vectors, rotations):

@@ -23,7 +23,8 @@ non-conservative ``F_spur,i = eps_f sum_j fc(r_ij) P_l(rhat_ij . n) rhat_ij``;
 its back-rotated response is of degree ``l`` too.
 
 The model follows mdsym's native torch protocol (``mdsym.models.native``), so it
-can be scripted with ``torch.jit.script`` and saved to a file.
+can be scripted with ``torch.jit.script`` and saved to a file, or exported as a
+metatomic model (``mdsym.models.export``).
 """
 
 import math
@@ -66,10 +67,14 @@ def solid_harmonic(z: torch.Tensor, r2: torch.Tensor, degree: int) -> torch.Tens
 
 
 class AnalyticModel(torch.nn.Module):
-    """Morse pair potential with a cosine cutoff plus spurious anisotropic terms."""
+    """Morse pair potential with a cosine cutoff plus spurious anisotropic terms.
+
+    Uses a half neighbour list (each pair once, from ``i`` to ``j``).
+    """
 
     cutoff: float
     direct: bool
+    full_neighbour_list: bool
     bond_terms: List[Tuple[int, float]]
     vector_terms: List[Tuple[int, int, float]]
     direct_terms: List[Tuple[int, float]]
@@ -87,46 +92,49 @@ class AnalyticModel(torch.nn.Module):
     ):
         super().__init__()
         self.cutoff = float(cutoff)
+        self.full_neighbour_list = False
         self.depth = float(depth)
         self.stiffness = float(stiffness)
         self.equilibrium = float(equilibrium)
         self.direct = bool(direct) or len(direct_terms) > 0
         axis = torch.tensor(axis, dtype=torch.float64)
         self.register_buffer("axis", axis / axis.norm())
-        self.bond_terms = [
-            (t.degree, t.strength) for t in terms if t.kind == "bond"
-        ]
-        self.vector_terms = [
-            (t.degree, t.parity, t.strength) for t in terms if t.kind == "vector"
-        ]
-        self.direct_terms = [
-            (t.degree, t.strength) for t in direct_terms
-        ]
+        self.bond_terms = [(t.degree, t.strength) for t in terms if t.kind == "bond"]
+        self.vector_terms = [(t.degree, t.parity, t.strength) for t in terms if t.kind == "vector"]
+        self.direct_terms = [(t.degree, t.strength) for t in direct_terms]
 
-    def _energy(self, edges, first: torch.Tensor, n_atoms: int) -> torch.Tensor:
-        r = torch.linalg.norm(edges, dim=-1)  # (B, P)
-        fc = 0.5 * (1.0 + torch.cos(math.pi * r / self.cutoff))
-        fc = torch.where(r < self.cutoff, fc, torch.zeros_like(fc))
-        morse = self.depth * ((1.0 - torch.exp(-self.stiffness * (r - self.equilibrium))) ** 2 - 1.0)
-        energy = 0.5 * (fc * morse).sum(dim=1)  # full list: each pair twice
-        unit = edges / r.unsqueeze(-1)
-        cos_axis = unit @ self.axis  # (B, P)
+    def _cutoff_function(self, r: torch.Tensor) -> torch.Tensor:
+        # clamping keeps fc = 0 (and flat) beyond the cutoff without a mask
+        return 0.5 + 0.5 * torch.cos(r.clamp(max=self.cutoff) * (math.pi / self.cutoff))
+
+    def _atom_sums(self, pair_values: torch.Tensor, edge_index: torch.Tensor, n_atoms: int):
+        """``sum_j v(r_ij)`` per atom from half-list pair vectors (``v_ji = -v_ij``)."""
+        shape = (pair_values.shape[0], n_atoms, 3)
+        sums = torch.zeros(shape, dtype=pair_values.dtype, device=pair_values.device)
+        return sums.index_add(1, edge_index[0], pair_values).index_add(1, edge_index[1], -pair_values)
+
+    def _energy(self, edges: torch.Tensor, edge_index: torch.Tensor, n_atoms: int) -> torch.Tensor:
+        r = torch.linalg.vector_norm(edges, dim=-1)  # (B, P)
+        fc = self._cutoff_function(r)
+        decay = torch.exp(self.stiffness * (self.equilibrium - r))
+        energy = ((self.depth * fc) * decay * (decay - 2.0)).sum(dim=1)
+        cos_axis = (edges @ self.axis) / r
         for degree, strength in self.bond_terms:
+            # both directions of each pair: P_l is even for the even degrees allowed
             legendre = solid_harmonic(cos_axis, torch.ones_like(cos_axis), degree)
-            energy = energy + strength * (fc * legendre).sum(dim=1)
+            energy = energy + (2.0 * strength) * (fc * legendre).sum(dim=1)
         if len(self.vector_terms) > 0:
-            shape = (edges.shape[0], n_atoms, 3)
+            unit = edges / r.unsqueeze(-1)
             weighted = fc.unsqueeze(-1) * unit
-            a = torch.zeros(shape, dtype=edges.dtype, device=edges.device)
-            a = a.index_add(1, first, weighted)
-            scaled = (r / self.cutoff).unsqueeze(-1)
-            b = torch.zeros(shape, dtype=edges.dtype, device=edges.device)
-            b = b.index_add(1, first, weighted * scaled)
-            d = torch.zeros(shape, dtype=edges.dtype, device=edges.device)
-            d = d.index_add(1, first, weighted * scaled * scaled)
-            chirality = (a * torch.linalg.cross(b, d)).sum(-1)  # (B, N) pseudoscalar
+            a = self._atom_sums(weighted, edge_index, n_atoms)
             z = a @ self.axis
             r2 = (a * a).sum(-1)
+            chirality = torch.zeros_like(z)
+            if any([parity == -1 for _, parity, _ in self.vector_terms]):
+                scaled = (r / self.cutoff).unsqueeze(-1)
+                b = self._atom_sums(weighted * scaled, edge_index, n_atoms)
+                d = self._atom_sums(weighted * scaled * scaled, edge_index, n_atoms)
+                chirality = (a * torch.linalg.cross(b, d)).sum(-1)  # (B, N) pseudoscalar
             for degree, parity, strength in self.vector_terms:
                 term = r2 * solid_harmonic(z, r2, degree)
                 if parity == -1:
@@ -134,16 +142,17 @@ class AnalyticModel(torch.nn.Module):
                 energy = energy + strength * term.sum(dim=1)
         return energy
 
-    def _direct_spurious(self, edges, first: torch.Tensor, n_atoms: int) -> torch.Tensor:
-        r = torch.linalg.norm(edges, dim=-1)
-        fc = 0.5 * (1.0 + torch.cos(math.pi * r / self.cutoff))
-        fc = torch.where(r < self.cutoff, fc, torch.zeros_like(fc))
+    def _direct_spurious(self, edges: torch.Tensor, edge_index: torch.Tensor, n_atoms: int):
+        r = torch.linalg.vector_norm(edges, dim=-1)
+        fc = self._cutoff_function(r)
         unit = edges / r.unsqueeze(-1)
         cos_axis = unit @ self.axis
         forces = torch.zeros((edges.shape[0], n_atoms, 3), dtype=edges.dtype, device=edges.device)
         for degree, strength in self.direct_terms:
-            legendre = solid_harmonic(cos_axis, torch.ones_like(cos_axis), degree)
-            forces = forces.index_add(1, first, strength * (fc * legendre).unsqueeze(-1) * unit)
+            # F_i gets P_l(c) u from the pair, F_j gets P_l(-c) (-u) = (-1)^(l+1) P_l(c) u
+            values = (strength * fc * solid_harmonic(cos_axis, torch.ones_like(cos_axis), degree)).unsqueeze(-1) * unit
+            sign = 1.0 if degree % 2 == 1 else -1.0
+            forces = forces.index_add(1, edge_index[0], values).index_add(1, edge_index[1], sign * values)
         return forces
 
     def forward(
@@ -152,25 +161,19 @@ class AnalyticModel(torch.nn.Module):
         cells: torch.Tensor,
         numbers: torch.Tensor,
         edge_index: torch.Tensor,
-        edge_shifts: torch.Tensor,
+        edge_vectors: torch.Tensor,
     ) -> Dict[str, torch.Tensor]:
-        first = edge_index[0]
         n_atoms = positions.shape[1]
-        shift_vectors = torch.einsum("pk,bkj->bpj", edge_shifts, cells)
+        energy = self._energy(edge_vectors, edge_index, n_atoms)
         if not self.direct:
-            edges = positions[:, edge_index[1]] - positions[:, first] + shift_vectors
-            return {"energy": self._energy(edges, first, n_atoms)}
+            return {"energy": energy}
         # direct variant: forces are an output, computed here from the model's own
-        # energy plus a non-conservative spurious term
-        fixed = positions.detach()
-        leaf = fixed.clone().requires_grad_(True)
-        # (the caller enables autograd: mdsym's TorchModel.evaluate does)
-        edges = leaf[:, edge_index[1]] - leaf[:, first] + shift_vectors.detach()
-        energy_for_forces = self._energy(edges, first, n_atoms)
-        gradient = torch.autograd.grad([energy_for_forces.sum()], [leaf])[0]
+        # energy (the caller enables autograd: mdsym's TorchModel.evaluate does)
+        # plus a non-conservative spurious term
+        leaf = edge_vectors.detach().requires_grad_(True)
+        gradient = torch.autograd.grad([self._energy(leaf, edge_index, n_atoms).sum()], [leaf])[0]
         assert gradient is not None
-        edges = fixed[:, edge_index[1]] - fixed[:, first] + shift_vectors.detach()
-        forces = -gradient + self._direct_spurious(edges, first, n_atoms)
-        edges = positions[:, edge_index[1]] - positions[:, first] + shift_vectors
-        energy = self._energy(edges, first, n_atoms)
+        zeros = torch.zeros_like(positions.detach())
+        forces = zeros.index_add(1, edge_index[0], gradient).index_add(1, edge_index[1], -gradient)
+        forces = forces + self._direct_spurious(edge_vectors.detach(), edge_index, n_atoms)
         return {"energy": energy, "forces": forces}

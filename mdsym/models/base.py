@@ -13,6 +13,7 @@ rotated positions ``r R^T`` are the leaves of the graph, conservative forces are
 """
 
 import abc
+import functools
 
 import numpy as np
 import torch
@@ -54,7 +55,17 @@ class Model(abc.ABC):
 
 
 class TorchModel(Model):
-    """A model written as a torch function of batched positions and cells."""
+    """A model written as a torch function of rotated pair vectors (and positions).
+
+    The neighbour list is built once; its pair vectors ``e = r_j - r_i + S H`` are
+    computed once in the input frame and rotated for every copy, ``e R^T``. The
+    rotated pair vectors, positions and cells are the leaves of the autograd graph,
+    so a model may use any of them, and
+
+    - forces: ``F_i = -dE/dr_i + sum_{p: i -> j} dE/de_p - sum_{p: j -> i} dE/de_p``;
+    - stress: ``(1/V) [sum_p e_p (x) dE/de_p + sum_i r_i (x) dE/dr_i + sum_k h_k (x) dE/dh_k]``,
+      the derivative of the energy under a homogeneous strain of the copy.
+    """
 
     dtype = torch.float64
     device = torch.device("cpu")
@@ -62,12 +73,12 @@ class TorchModel(Model):
     full_neighbour_list: bool = True
 
     @abc.abstractmethod
-    def compute(self, system: System, positions, cells, neighbours) -> dict:
+    def compute(self, system: System, positions, cells, edges, neighbours) -> dict:
         """Torch outputs ``energy`` (B,) and optionally direct ``forces`` (B, N, 3).
 
-        ``positions`` is ``(B, N, 3)``, ``cells`` ``(B, 3, 3)``; ``neighbours`` is
-        the system's neighbour list as torch tensors (``first``, ``second``,
-        ``shifts``), shared by the whole batch.
+        ``positions`` is ``(B, N, 3)``, ``cells`` ``(B, 3, 3)``, ``edges`` the pair
+        vectors ``(B, P, 3)``; ``neighbours`` holds the pair indices ``first`` and
+        ``second`` and the integer cell ``shifts``, shared by the whole batch.
         """
 
     def neighbour_tensors(self, system: System) -> dict:
@@ -76,47 +87,51 @@ class TorchModel(Model):
             "first": torch.from_numpy(nl.first).to(self.device),
             "second": torch.from_numpy(nl.second).to(self.device),
             "shifts": torch.from_numpy(nl.shifts).to(self.device, self.dtype),
+            "vectors": torch.from_numpy(
+                system.positions[nl.second] - system.positions[nl.first] + nl.shifts @ system.cell
+            ).to(self.device, self.dtype),
         }
 
     def evaluate(self, system: System, rotations: np.ndarray, properties) -> dict:
         self.check_system(system)
         rotations = torch.as_tensor(rotations, dtype=self.dtype, device=self.device)
-        positions = rotate_vectors(
-            torch.as_tensor(system.positions, dtype=self.dtype, device=self.device),
-            rotations,
-        )
-        cells = rotate_vectors(
-            torch.as_tensor(system.cell, dtype=self.dtype, device=self.device), rotations
-        )
+        neighbours = self.neighbour_tensors(system)
+        as_tensor = functools.partial(torch.as_tensor, dtype=self.dtype, device=self.device)
+        positions = rotate_vectors(as_tensor(system.positions), rotations)
+        cells = rotate_vectors(as_tensor(system.cell), rotations)
+        edges = rotate_vectors(neighbours["vectors"], rotations)
         want_forces = "forces" in properties and self.forces_kind == "conservative"
         want_stress = "stress" in properties and system.periodic and self.has_stress
-        neighbours = self.neighbour_tensors(system)
+        leaves = (positions, cells, edges)
 
         with torch.enable_grad():
-            if want_forces:
-                positions.requires_grad_(True)
-            if want_stress:
-                strain = torch.eye(3, dtype=self.dtype, device=self.device)
-                strain = strain.expand(len(rotations), 3, 3).clone().requires_grad_(True)
-                positions_in = positions @ strain
-                cells_in = cells @ strain
-            else:
-                positions_in, cells_in = positions, cells
-            outputs = self.compute(system, positions_in, cells_in, neighbours)
+            if want_forces or want_stress:
+                for leaf in leaves:
+                    leaf.requires_grad_(True)
+            outputs = self.compute(system, positions, cells, edges, neighbours)
             energy = outputs["energy"]
-            inputs = ([positions] if want_forces else []) + ([strain] if want_stress else [])
-            if inputs:
-                grads = torch.autograd.grad(energy.sum(), inputs, allow_unused=True)
-                grads = [torch.zeros_like(x) if g is None else g for x, g in zip(inputs, grads)]
+            if want_forces or want_stress:
+                grads = torch.autograd.grad(energy.sum(), leaves, allow_unused=True)
+                d_positions, d_cells, d_edges = (
+                    torch.zeros_like(x) if g is None else g for x, g in zip(leaves, grads)
+                )
 
         results = {"energy": energy.detach().cpu().numpy().astype(np.float64)}
-        if "forces" in properties:
-            forces = -grads[0] if want_forces else outputs["forces"]
-            results["forces"] = forces.detach().cpu().numpy().astype(np.float64)
+        if want_forces:
+            forces = -d_positions
+            forces = forces.index_add(1, neighbours["first"], d_edges)
+            forces = forces.index_add(1, neighbours["second"], -d_edges)
+            results["forces"] = forces.detach().cpu().numpy()
+        elif "forces" in properties:
+            results["forces"] = outputs["forces"].detach().cpu().numpy().astype(np.float64)
         if want_stress:
+            strain_derivative = (
+                torch.einsum("bpi,bpj->bij", edges, d_edges)
+                + torch.einsum("bni,bnj->bij", positions, d_positions)
+                + torch.einsum("bki,bkj->bij", cells, d_cells)
+            )
             volume = abs(np.linalg.det(system.cell))
-            stress = grads[-1] / volume
-            results["stress"] = stress.detach().cpu().numpy().astype(np.float64)
+            results["stress"] = (strain_derivative / volume).detach().cpu().numpy()
         elif "stress" in properties and system.periodic:
             raise MdsymError(f"model {self.name} cannot compute a stress")
         _check_finite(results, self.name)
@@ -131,13 +146,3 @@ def _check_finite(results: dict, name: str) -> None:
 
 class NonFiniteOutput(MdsymError):
     """The model produced NaN or inf: a stability monitor trips on this."""
-
-
-def edge_vectors(positions, cells, neighbours):
-    """Pair vectors ``r_j - r_i + S H`` for a batch: ``(B, P, 3)``."""
-    first, second, shifts = neighbours["first"], neighbours["second"], neighbours["shifts"]
-    return (
-        positions[:, second]
-        - positions[:, first]
-        + torch.einsum("pk,bkj->bpj", shifts, cells)
-    )

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from ..errors import MdsymError
-from .base import TorchModel, edge_vectors
+from .base import TorchModel
 
 DIRECT_FORCE_KEYS = ("non_conservative_force", "non_conservative_forces")
 
@@ -50,9 +50,13 @@ class MetatomicModel(TorchModel):
         use_direct = self.direct_key is not None if forces == "auto" else forces == "direct"
         self.forces_kind = "direct" if use_direct else "conservative"
         self.requests = list(self.model.requested_neighbor_lists())
-        self.cutoff = max([r.engine_cutoff("angstrom") for r in self.requests], default=0.0)
+        # the first requested list is the one TorchModel rotates; others (rare) are
+        # recomputed from the rotated positions and cells
+        if self.requests:
+            self.cutoff = self.requests[0].engine_cutoff("angstrom")
+            self.full_neighbour_list = self.requests[0].full_list
 
-    def compute(self, system, positions, cells, neighbours) -> dict:
+    def compute(self, system, positions, cells, edges, neighbours) -> dict:
         from metatensor.torch import Labels, TensorBlock
         from metatomic.torch import ModelEvaluationOptions, ModelOutput, System
 
@@ -67,12 +71,16 @@ class MetatomicModel(TorchModel):
                     np.column_stack([nl.first, nl.second, nl.shifts]).astype(np.int32)
                 ),
             )
-            tensors = {
-                "first": torch.from_numpy(nl.first),
-                "second": torch.from_numpy(nl.second),
-                "shifts": torch.from_numpy(nl.shifts).to(self.dtype),
-            }
-            lists.append((request, samples, edge_vectors(positions, cells, tensors)))
+            if (nl.cutoff, nl.full) == (self.cutoff, self.full_neighbour_list):
+                vectors = edges
+            else:
+                shifts = torch.from_numpy(nl.shifts).to(self.dtype)
+                vectors = (
+                    positions[:, torch.from_numpy(nl.second)]
+                    - positions[:, torch.from_numpy(nl.first)]
+                    + torch.einsum("pk,bkj->bpj", shifts, cells)
+                )
+            lists.append((request, samples, vectors))
         xyz = Labels("xyz", torch.arange(3).reshape(-1, 1))
         distance = Labels("distance", torch.zeros((1, 1), dtype=torch.int32))
         systems = []
@@ -82,11 +90,9 @@ class MetatomicModel(TorchModel):
                 block = TensorBlock(vectors[b].reshape(-1, 3, 1), samples, [xyz], distance)
                 copy.add_neighbor_list(request, block)
             systems.append(copy)
-        requested = {"energy": ModelOutput(quantity="energy", unit="eV", sample_kind="system")}
+        requested = {"energy": ModelOutput(unit="eV", sample_kind="system")}
         if self.forces_kind == "direct":
-            requested[self.direct_key] = ModelOutput(
-                quantity="force", unit="eV/Angstrom", sample_kind="atom"
-            )
+            requested[self.direct_key] = ModelOutput(unit="eV/Angstrom", sample_kind="atom")
         options = ModelEvaluationOptions(length_unit="angstrom", outputs=requested)
         try:
             predictions = self.model(systems, options, check_consistency=self.check_consistency)

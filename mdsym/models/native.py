@@ -4,16 +4,18 @@ The protocol (the analytic models of ``mdsym.models.analytic`` follow it)::
 
     class MyModel(torch.nn.Module):
         cutoff: float                 # Angstrom, for the neighbour list
+        full_neighbour_list: bool     # optional, default True; False: each pair once
         species: List[int]            # optional: atomic numbers the model knows
+        direct: bool                  # optional: True if forward returns "forces"
 
-        def forward(self, positions, cells, numbers, edge_index, edge_shifts):
-            # positions (B, N, 3), cells (B, 3, 3): B rotated copies of one system
-            # numbers (N,) int64; edge_index (2, P) int64: full neighbour list i -> j
-            # edge_shifts (P, 3): integer cell shifts of j, as positions' dtype
-            # pair vectors: positions[:, j] - positions[:, i] + edge_shifts @ cells
+        def forward(self, positions, cells, numbers, edge_index, edge_vectors):
+            # positions (B, N, 3), cells (B, 3, 3): B copies of one system (B rotated
+            # copies when symmetrizing); numbers (N,) int64; edge_index (2, P) int64:
+            # the pairs i -> j within the cutoff; edge_vectors (B, P, 3): r_j - r_i + S H
             return {"energy": energy}   # (B,); optional "forces" (B, N, 3) direct
 
-Units are eV and Angstrom. Without a ``forces`` output, forces come from autograd.
+Units are eV and Angstrom. Without a ``forces`` output, forces come from autograd
+(through the pair vectors, the positions and the cells, whichever the model uses).
 """
 
 import torch
@@ -37,6 +39,7 @@ class NativeModel(TorchModel):
         reference = parameter if parameter is not None else buffer
         if reference is not None:
             self.dtype, self.device = reference.dtype, reference.device
+        self.full_neighbour_list = bool(getattr(module, "full_neighbour_list", True))
         self.direct_forces = bool(getattr(module, "direct", False))
         if forces not in ("auto", "conservative", "direct"):
             raise MdsymError(f"forces must be auto, conservative or direct, got {forces!r}")
@@ -45,10 +48,10 @@ class NativeModel(TorchModel):
         use_direct = self.direct_forces if forces == "auto" else forces == "direct"
         self.forces_kind = "direct" if use_direct else "conservative"
 
-    def compute(self, system, positions, cells, neighbours) -> dict:
+    def compute(self, system, positions, cells, edges, neighbours) -> dict:
         numbers = torch.as_tensor(system.numbers, device=self.device)
         edge_index = torch.stack([neighbours["first"], neighbours["second"]])
-        return self.module(positions, cells, numbers, edge_index, neighbours["shifts"])
+        return self.module(positions, cells, numbers, edge_index, edges)
 
 
 def load_torchscript(path, name=None, forces="auto") -> NativeModel:
