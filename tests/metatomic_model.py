@@ -53,7 +53,7 @@ class AnisotropicPairs(torch.nn.Module):
 
 def export(path, cutoff: float = 5.0, strength: float = 0.05) -> None:
     capabilities = ModelCapabilities(
-        outputs={"energy": ModelOutput(quantity="energy", unit="eV", sample_kind="system")},
+        outputs={"energy": ModelOutput(unit="eV", sample_kind="system")},
         atomic_types=[29],
         interaction_range=cutoff,
         length_unit="angstrom",
