@@ -27,6 +27,10 @@ from .cli import DEFAULT_MODEL, one_line_errors, structure_path
                    "by ASE or a shipped structure name.")
 @click.option("--symmetrize", default="none", show_default=True,
               help="Symmetrization spec: none, random, o3:L, so3:L, +netforce, +nettorque.")
+@click.option("--quadrature", type=click.Path(dir_okay=False),
+              help="Average over this explicit grid instead (.npz with rotations (G,3,3) "
+                   "acting as r' = r R^T, and weights (G,)), e.g. the grid of an i-PI "
+                   "<ffrotations> block.")
 @click.option("--forces", type=click.Choice(["auto", "conservative", "direct"]), default="auto",
               show_default=True, help="Conservative (autograd) or direct forces.")
 @click.option("--unix", "unix", metavar="NAME",
@@ -46,11 +50,11 @@ from .cli import DEFAULT_MODEL, one_line_errors, structure_path
               help="Keep trying to connect for this many seconds.")
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
 @one_line_errors
-def serve(model, structure, symmetrize, forces, unix, address, port, sockets_prefix,
+def serve(model, structure, symmetrize, quadrature, forces, unix, address, port, sockets_prefix,
           batch_size, seed, wait, quiet):
     """Serve a model to an i-PI server over a socket (unix or TCP) until it says EXIT."""
     from .errors import MdsymError
-    from .ipi.client import Client, Potential, log_to_stderr
+    from .ipi.client import Client, Potential, load_quadrature, log_to_stderr
     from .models import load_model
     from .system import read_structure
 
@@ -60,11 +64,14 @@ def serve(model, structure, symmetrize, forces, unix, address, port, sockets_pre
         raise MdsymError("give --unix NAME, or --port PORT (and --address HOST) to reach i-PI")
     atoms = read_structure(structure_path(structure))
     the_model = load_model(model, forces=forces)
-    potential = Potential(the_model, atoms, symmetrize, batch_size=batch_size, seed=seed)
+    grid = load_quadrature(quadrature) if quadrature else None
+    potential = Potential(the_model, atoms, symmetrize, batch_size=batch_size, seed=seed,
+                          quadrature=grid)
     log = (lambda message: None) if quiet else log_to_stderr()
     client = Client(potential, unix=unix, address=address, port=port,
                     sockets_prefix=sockets_prefix, wait=wait, log=log)
-    log(f"connected; serving {the_model.name} [{potential.symmetrizer.spec}] "
+    spec = f"quadrature {quadrature}" if quadrature else str(potential.symmetrizer.spec)
+    log(f"connected; serving {the_model.name} [{spec}] "
         f"for {len(atoms)} atoms")
     how = client.serve()
     if how == "exit":

@@ -636,3 +636,26 @@ def _resume_input(restart: Path, prefix, total, mode, address, port) -> str:
                 found = ET.SubElement(ffsocket, "port")
             found.text = f" {int(port)} "
     return ET.tostring(root, encoding="unicode")
+
+
+def ipi_rotation_grid(grid_mode: str = "lebedev", grid_order: int = 3, inversion: bool = True):
+    """The rotations and weights i-PI's ``<ffrotations>`` averages over (``random``
+    off), as an mdsym ``Quadrature``: i-PI rotates ``q R^T`` and ``R h``, mdsym's
+    convention, and adds ``-R`` with the same weight when ``inversion`` is on."""
+    from ipi.utils.mathtools import (get_rotation_quadrature_lebedev,
+                                     get_rotation_quadrature_legendre)
+
+    from ..quadrature import Quadrature
+
+    build = {"lebedev": get_rotation_quadrature_lebedev,
+             "legendre": get_rotation_quadrature_legendre}[grid_mode]
+    rotations, weights = [], []
+    for matrix, weight, _ in build(int(grid_order)):
+        rotations.append(matrix)
+        weights.append(weight)
+        if inversion:
+            rotations.append(-matrix)
+            weights.append(weight)
+    weights = np.array(weights, dtype=np.float64)
+    return Quadrature(f"ipi-{grid_mode}-{grid_order}", np.array(rotations), weights / weights.sum(),
+                      0, bool(inversion))

@@ -25,6 +25,7 @@ import time
 import numpy as np
 
 from ..errors import MdsymError
+from ..quadrature import Quadrature
 from ..symmetrize import Symmetrizer
 from ..system import System
 from . import protocol as p
@@ -36,13 +37,19 @@ class Potential:
     """An mdsym model (and symmetrization) seen from i-PI, in atomic units."""
 
     def __init__(self, model, template, symmetrize="none", batch_size: int = 64, seed: int = 0,
-                 extras: bool = None):
+                 extras: bool = None, quadrature=None):
         self.template = template if isinstance(template, System) else System.from_atoms(template)
         self.model = model
         model.check_system(self.template)
         self.symmetrizer = Symmetrizer(model, symmetrize, batch_size=batch_size, seed=seed)
+        if quadrature is not None:
+            # an explicit grid (e.g. the one of i-PI's <ffrotations>) replaces the spec's
+            if self.symmetrizer.spec.mode == "random":
+                raise MdsymError("an explicit quadrature cannot be combined with random rotations")
+            self.symmetrizer.quadrature = quadrature
+        averaging = self.symmetrizer.spec.mode != "none" or quadrature is not None
         # report the rotational std only when there is something to report
-        self.extras = self.symmetrizer.spec.mode != "none" if extras is None else extras
+        self.extras = averaging if extras is None else extras
         self.calls = 0
 
     def system(self, cell_h, positions) -> System:
@@ -187,6 +194,22 @@ class Client:
             payload += [np.int32(len(extra)).tobytes(), extra]
         self.sock.sendall(b"".join(payload))
         self.results = None
+
+
+def load_quadrature(path) -> Quadrature:
+    """A quadrature saved with ``numpy.savez(path, rotations=(G,3,3), weights=(G,))``."""
+    try:
+        with np.load(path) as data:
+            rotations = np.asarray(data["rotations"], dtype=np.float64)
+            weights = np.asarray(data["weights"], dtype=np.float64)
+    except (OSError, KeyError, ValueError) as error:
+        raise MdsymError(f"cannot read quadrature {path}: {error}") from None
+    if rotations.ndim != 3 or rotations.shape[1:] != (3, 3) or len(weights) != len(rotations):
+        raise MdsymError(f"quadrature {path} needs rotations (G,3,3) and weights (G,)")
+    if not np.allclose(rotations @ rotations.transpose(0, 2, 1), np.eye(3), atol=1e-8):
+        raise MdsymError(f"quadrature {path} holds matrices that are not orthogonal")
+    inversion = bool(np.any(np.linalg.det(rotations) < 0))
+    return Quadrature(str(path), rotations, weights / weights.sum(), 0, inversion)
 
 
 def unix_path(name: str, sockets_prefix: str = DEFAULT_SOCKETS_PREFIX) -> str:
