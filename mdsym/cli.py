@@ -112,6 +112,81 @@ def equivariance(model, structure, degree, symmetrize, so3, forces, batch_size, 
         click.echo(f"{key:7s} A = {item['A']:.4g} {units[key]}   B: {sectors}"
                    f"   above L: {item['residual']:.2g}")
 
+@main.command()
+@click.option("--model", "-m", default=DEFAULT_MODEL, show_default=True,
+              help="Shipped model name, model file (.pt) or analytic[:TERMS].")
+@click.option("--structure", "-s", default=str(DEFAULT_STRUCTURE), show_default=True,
+              help="Initial structure (ASE-readable; velocities used if present), or a shipped name.")
+@click.option("--engine", type=click.Choice(["ase", "ipi"]), default="ase", show_default=True)
+@click.option("--ensemble", type=click.Choice(["nve", "nvt"]), default="nvt", show_default=True)
+@click.option("--thermostat", type=click.Choice(["svr", "langevin"]), default="svr", show_default=True,
+              help="NVT thermostat: stochastic velocity rescaling (Bussi) or Langevin.")
+@click.option("--timestep", "timestep_fs", default=0.5, show_default=True, type=float, help="fs")
+@click.option("--steps", default=1000, show_default=True, type=int)
+@click.option("--temperature", "temperature_K", default=300.0, show_default=True, type=float,
+              help="K: thermostat target (nvt) and initial velocities.")
+@click.option("--tau", "thermostat_tau_fs", default=100.0, show_default=True, type=float,
+              help="Thermostat time constant, fs.")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--symmetrize", default="none", show_default=True,
+              help="none, random, o3:L, so3:L, [+netforce][+nettorque].")
+@click.option("--forces", type=click.Choice(["auto", "conservative", "direct"]), default="auto",
+              show_default=True)
+@click.option("--batch-size", default=64, show_default=True, type=int,
+              help="Rotated copies evaluated together.")
+@click.option("--stride", default=10, show_default=True, type=int, help="Steps between frames.")
+@click.option("--out", "-o", type=click.Path(file_okay=False), default=None,
+              help="Run directory (default runs/run-DATE-TIME).")
+@click.option("--resume", type=click.Path(file_okay=False, exists=True), default=None,
+              help="Continue the run in this directory (with --steps: extend it).")
+@click.option("--socket", type=click.Choice(["unix", "tcp"]), default="unix", show_default=True,
+              help="i-PI engine: socket kind.")
+@click.option("--port", type=int, default=None, help="i-PI engine: TCP port.")
+@click.option("--min-distance", "min_distance_A", default=0.5, show_default=True, type=float,
+              help="Monitor: stop when two atoms come closer (Angstrom; 0 disables).")
+@click.option("--max-temperature-factor", default=5.0, show_default=True, type=float,
+              help="Monitor: stop above this multiple of the target temperature (0 disables).")
+@click.option("--no-connectivity", is_flag=True, help="Monitor: do not watch bonds of molecules.")
+@click.option("--progress/--no-progress", default=True, show_default=True)
+@one_line_errors
+def run(resume, out, progress, no_connectivity, **options):
+    """Run MD with any model, raw or symmetrized, in ASE or i-PI."""
+    from .engines.run import Progress, default_out, resume_md, run_md
+
+    if resume:
+        steps = options["steps"] if _given("--steps") else None
+        from .rundir import RunDirectory
+
+        config = RunDirectory(resume).read_info()["config"]
+        bar = Progress(steps or config["steps"], start=0, enabled=progress)
+        try:
+            info = resume_md(resume, steps=steps, progress=bar)
+        finally:
+            bar.close()
+        out = resume
+    else:
+        options["structure"] = str(structure_path(options["structure"]))
+        options["connectivity"] = not no_connectivity
+        out = out or str(default_out())
+        bar = Progress(options["steps"], enabled=progress)
+        try:
+            info = run_md(options, out, progress=bar)
+        finally:
+            bar.close()
+    speed = f"{info['steps_per_s']:.1f} steps/s" if info.get("steps_per_s") else ""
+    click.echo(f"{info['status']}: {info.get('steps_done')} steps in {out} {speed}")
+    if info["status"] == "failed":
+        click.echo(f"mdsym: run failed after {info.get('time_to_failure_fs')} fs: {info['reason']}",
+                   err=True)
+        sys.exit(3)
+    if info["status"] == "interrupted":
+        sys.exit(130)
+
+
+def _given(flag) -> bool:
+    return any(arg == flag or arg.startswith(flag + "=") for arg in sys.argv)
+
+
 from .serve import serve  # noqa: E402
 main.add_command(serve)
 

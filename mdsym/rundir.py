@@ -37,6 +37,36 @@ THERMO_COLUMNS = (
 VELOCITY_TO_A_PS = 1000.0 * units.fs
 FORCE_TO_KJ_MOL_A = units.mol / units.kJ
 
+THERMO_UNITS = {
+    "time_fs": "fs", "potential_eV": "eV", "kinetic_eV": "eV", "conserved_eV": "eV",
+    "temperature_K": "K", "p": "amu Angstrom/ps (total linear momentum)",
+    "L": "amu Angstrom^2/ps (angular momentum about the centre of mass)",
+    "fnet": "eV/Angstrom", "torque": "eV (about the centre of mass)",
+    "energy_rot_std_eV": "eV", "forces_rot_std_eVA": "eV/Angstrom (RMS over components)",
+}  # fmt: skip
+
+
+def mechanics(positions, velocities, forces, masses) -> dict:
+    """Momentum, angular momentum and torque about the centre of mass, net force.
+
+    ASE units in (Angstrom, Angstrom/ASE time, eV/Angstrom, amu); thermo.csv units
+    out (see ``THERMO_UNITS``). Shared by every engine so the columns agree.
+    """
+    velocities = np.asarray(velocities) * VELOCITY_TO_A_PS
+    com = masses @ positions / masses.sum()
+    centred = positions - com
+    momentum = masses @ velocities
+    angular = (masses[:, None] * np.cross(centred, velocities)).sum(axis=0)
+    net_force = forces.sum(axis=0)
+    torque = np.cross(centred, forces).sum(axis=0)
+    row = {}
+    for k, axis in enumerate("xyz"):
+        row[f"p{axis}"] = momentum[k]
+        row[f"L{axis}"] = angular[k]
+        row[f"fnet_{axis}"] = net_force[k]
+        row[f"torque_{axis}"] = torque[k]
+    return row
+
 
 class RunDirectory:
     def __init__(self, path):

@@ -1,0 +1,183 @@
+"""Molecular dynamics in-process with ASE's own integrators.
+
+- ``nve``: ``ase.md.verlet.VelocityVerlet``;
+- ``nvt`` + ``svr``: ``ase.md.bussi.Bussi`` (stochastic velocity rescaling); the energy
+  it exchanges is ASE's ``transferred_energy``;
+- ``nvt`` + ``langevin``: ``ase.md.langevinbaoab.LangevinBAOAB``; the energy its
+  Ornstein-Uhlenbeck step exchanges is tracked here (ASE does not).
+
+The conserved quantity written to thermo.csv is ``E_pot + E_kin - exchanged``.
+Every step is a thermo row; every ``stride`` steps a frame and a full-precision
+checkpoint (``checkpoint.extxyz``, with momenta and the thermostat's bookkeeping)
+from which ``resume`` continues.
+"""
+
+import time
+
+import ase.io
+import numpy as np
+from ase import units
+from ase.md.bussi import Bussi
+from ase.md.langevinbaoab import LangevinBAOAB
+from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary, ZeroRotation
+from ase.md.verlet import VelocityVerlet
+
+from ..calculator import MdsymCalculator
+from ..errors import MdsymError
+from ..models import load_model
+from ..models.base import NonFiniteOutput
+from ..monitors import MonitorSettings, StabilityMonitor
+from ..rundir import RunDirectory, mechanics
+from ..system import System, read_structure
+
+CHECKPOINT = "checkpoint.extxyz"
+
+
+class TrackedLangevinBAOAB(LangevinBAOAB):
+    """LangevinBAOAB that adds up the kinetic energy its thermostat step exchanges."""
+
+    transferred_energy = 0.0
+
+    def _BAOAB_OU(self, drag_gamma_mod=0.0):
+        before = self.atoms.get_kinetic_energy()
+        super()._BAOAB_OU(drag_gamma_mod)
+        self.transferred_energy += self.atoms.get_kinetic_energy() - before
+
+
+def initial_velocities(atoms, temperature_K, seed) -> None:
+    """Maxwell-Boltzmann at ``temperature_K``, no net momentum (nor rotation if isolated)."""
+    if atoms.has("momenta") and np.any(atoms.get_momenta()):
+        return  # the structure brings its own velocities
+    if not temperature_K:
+        return
+    MaxwellBoltzmannDistribution(atoms, temperature_K=temperature_K, rng=np.random.default_rng(seed))
+    Stationary(atoms)
+    if not atoms.pbc.any():
+        ZeroRotation(atoms)
+    # Stationary/ZeroRotation lower the temperature: restore the requested one
+    current = atoms.get_temperature()
+    if current > 0:
+        atoms.set_momenta(atoms.get_momenta() * np.sqrt(temperature_K / current))
+
+
+def make_integrator(atoms, config, seed):
+    dt = float(config["timestep_fs"]) * units.fs
+    ensemble = config.get("ensemble", "nve")
+    if ensemble == "nve":
+        return VelocityVerlet(atoms, timestep=dt)
+    if ensemble != "nvt":
+        raise MdsymError(f"unknown ensemble {ensemble!r}: use nve or nvt")
+    temperature = config.get("temperature_K")
+    if not temperature:
+        raise MdsymError("nvt needs a temperature (--temperature)")
+    tau = float(config.get("thermostat_tau_fs") or 100.0) * units.fs
+    rng = np.random.default_rng(seed)
+    thermostat = config.get("thermostat") or "svr"
+    if thermostat == "svr":
+        return Bussi(atoms, dt, temperature_K=temperature, taut=tau, rng=rng)
+    if thermostat == "langevin":
+        return TrackedLangevinBAOAB(atoms, dt, temperature_K=temperature, T_tau=tau, rng=rng)
+    raise MdsymError(f"unknown thermostat {thermostat!r}: use svr or langevin")
+
+
+def run_ase(config: dict, rundir: RunDirectory, resume: bool = False, progress=None) -> dict:
+    """Run (or continue) MD in-process; returns the segment's status for run.json."""
+    total = int(config["steps"])
+    stride = max(1, int(config.get("stride") or 1))
+    seed = int(config.get("seed") or 0)
+    if resume:
+        atoms, start_step, exchanged = read_checkpoint(rundir)
+        rundir.truncate_after(start_step)
+    else:
+        atoms = read_structure(rundir.structure)
+        start_step, exchanged = 0, 0.0
+        initial_velocities(atoms, config.get("temperature_K"), seed)
+
+    model = load_model(config["model"], forces=config.get("forces") or "auto")
+    model.check_system(System.from_atoms(atoms))
+    # the random streams of a resumed segment are seeded by the step it starts at
+    segment_seed = seed + start_step
+    atoms.calc = MdsymCalculator(model, config.get("symmetrize") or "none",
+                                 batch_size=int(config.get("batch_size") or 64), seed=segment_seed)
+    dynamics = make_integrator(atoms, config, segment_seed)
+    dynamics.transferred_energy = exchanged
+    reference_temperature = config.get("temperature_K") or atoms.get_temperature()
+    monitor = StabilityMonitor(atoms, reference_temperature, MonitorSettings.from_config(config))
+    masses = atoms.get_masses()
+    dt_fs = float(config["timestep_fs"])
+    result = {"status": "running", "reason": None, "time_to_failure_fs": None, "start_step": start_step}
+    started = time.monotonic()
+
+    class StopRun(Exception):
+        pass
+
+    def record():
+        step = start_step + dynamics.nsteps
+        if step == start_step and resume:
+            return  # already written by the segment before
+        calc = atoms.calc
+        potential = calc.results["energy"]
+        forces = calc.results["forces"]
+        kinetic = atoms.get_kinetic_energy()
+        temperature = atoms.get_temperature()
+        row = {
+            "step": step, "time_fs": step * dt_fs, "potential_eV": potential,
+            "kinetic_eV": kinetic, "conserved_eV": potential + kinetic - dynamics.transferred_energy,
+            "temperature_K": temperature,
+            "energy_rot_std_eV": calc.results.get("energy_rot_std", 0.0),
+            "forces_rot_std_eVA": float(np.sqrt(np.mean(calc.results["forces_rot_std"] ** 2))),
+        }
+        row.update(mechanics(atoms.positions, atoms.get_velocities(), forces, masses))
+        rundir.append_thermo(row)
+        if step % stride == 0 or step == total:
+            rundir.append_frame(step, row["time_fs"], atoms.positions, atoms.get_velocities(),
+                                forces, atoms.cell.array, bool(atoms.pbc.all()))
+            write_checkpoint(rundir, atoms, step, dynamics.transferred_energy)
+        if progress is not None and step > start_step:
+            progress(step, total)
+        reason = monitor.check(atoms.positions, atoms.cell.array, potential, forces, temperature)
+        if reason:
+            result.update(status="failed", reason=reason, time_to_failure_fs=row["time_fs"])
+            raise StopRun
+
+    dynamics.attach(record, interval=1)
+    steps_to_run = total - start_step
+    try:
+        if steps_to_run > 0:
+            dynamics.run(steps_to_run)
+        else:
+            record()
+        result["status"] = "completed"
+    except StopRun:
+        pass
+    except NonFiniteOutput as error:
+        step = start_step + dynamics.nsteps
+        result.update(status="failed", reason=str(error), time_to_failure_fs=step * dt_fs)
+    except KeyboardInterrupt:
+        result.update(status="interrupted", reason="interrupted by the user")
+    wall = time.monotonic() - started
+    done = dynamics.nsteps
+    result.update(steps_done=start_step + done, new_steps=done, wall_time_s=wall,
+                  steps_per_s=done / wall if wall > 0 and done else None)
+    return result
+
+
+def write_checkpoint(rundir: RunDirectory, atoms, step: int, exchanged: float) -> None:
+    """Full-precision positions and momenta, replaced atomically."""
+    path = rundir.path / CHECKPOINT
+    tmp = path.with_suffix(".tmp")
+    snapshot = atoms.copy()
+    snapshot.info.update(step=int(step), transferred_energy_eV=float(exchanged))
+    ase.io.write(tmp, snapshot, format="extxyz")
+    tmp.replace(path)
+
+
+def read_checkpoint(rundir: RunDirectory):
+    path = rundir.path / CHECKPOINT
+    if not path.exists():
+        raise MdsymError(f"{rundir.path} has no {CHECKPOINT} to resume from")
+    try:
+        atoms = ase.io.read(path, format="extxyz")
+    except Exception as error:
+        raise MdsymError(f"cannot read {path}: {error}") from None
+    return atoms, int(atoms.info["step"]), float(atoms.info.get("transferred_energy_eV", 0.0))

@@ -1,0 +1,151 @@
+"""``mdsym run``: one entry point for both engines, and the run.json bookkeeping.
+
+``run_md(config, out)`` starts a run directory, ``resume_md(out)`` continues one;
+both record the configuration, the seed, package versions, every segment's wall
+time and steps/s, and the final status in ``run.json``.
+"""
+
+import datetime
+import importlib.metadata
+import platform
+import shutil
+from pathlib import Path
+
+import click
+
+from ..errors import MdsymError
+from ..rundir import THERMO_UNITS, RunDirectory
+from ..symmetrize import SymmetrizeSpec
+from ..system import read_structure
+
+ENGINES = ("ase", "ipi")
+PACKAGES = ("mdsym", "ase", "numpy", "scipy", "torch", "vesin", "metatomic-torch", "ipi", "MDAnalysis")
+
+
+def versions() -> dict:
+    found = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            found[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            found[name] = None
+    return found
+
+
+def now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def validate(config: dict) -> dict:
+    """Check a run configuration before anything starts; one clear line per problem."""
+    if config.get("engine") not in ENGINES:
+        raise MdsymError(f"unknown engine {config.get('engine')!r}: use ase or ipi")
+    if int(config.get("steps", 0)) < 0:
+        raise MdsymError("--steps must be >= 0")
+    if float(config.get("timestep_fs", 0)) <= 0:
+        raise MdsymError("--timestep must be positive")
+    if int(config.get("stride", 1)) < 1:
+        raise MdsymError("--stride must be >= 1")
+    if config.get("ensemble") == "nvt" and not config.get("temperature_K"):
+        raise MdsymError("nvt needs a positive --temperature")
+    config["symmetrize"] = str(SymmetrizeSpec.parse(config.get("symmetrize")))
+    return config
+
+
+def _engine(name):
+    if name == "ase":
+        from .ase_md import run_ase
+
+        return run_ase
+    from .ipi_md import run_ipi
+
+    return run_ipi
+
+
+def run_md(config: dict, out, progress=None, overwrite: bool = False) -> dict:
+    """Start a new run in ``out`` and carry it to its end (or failure)."""
+    config = validate(dict(config))
+    atoms = read_structure(config["structure"])
+    from ..models import load_model
+    from ..system import System
+
+    load_model(config["model"], forces=config.get("forces") or "auto").check_system(System.from_atoms(atoms))
+    rundir = RunDirectory(out)
+    rundir.create(atoms, overwrite=overwrite)
+    config["source_structure"] = str(config["structure"])
+    config["structure"] = str(rundir.structure)
+    info = {"config": config, "seed": config.get("seed", 0), "versions": versions(),
+            "thermo_units": THERMO_UNITS, "status": "running", "segments": [],
+            "started": now(), "host": platform.node()}
+    rundir.write_info(info)
+    return _run_segment(rundir, info, resume=False, progress=progress)
+
+
+def resume_md(out, steps=None, progress=None) -> dict:
+    """Continue an interrupted, failed-by-interrupt or finished run; ``steps`` extends it."""
+    rundir = RunDirectory(out)
+    info = rundir.read_info()
+    config = info["config"]
+    if steps is not None:
+        if steps < config["steps"]:
+            raise MdsymError(f"--steps {steps} is shorter than the run's {config['steps']} steps")
+        config["steps"] = int(steps)
+    if info.get("status") == "failed":
+        raise MdsymError(f"the run in {out} failed ({info.get('reason')}): a failed stability "
+                         "test is not resumed; start a new run")
+    info["status"] = "running"
+    rundir.write_info(info)
+    return _run_segment(rundir, info, resume=True, progress=progress)
+
+
+def _run_segment(rundir, info, resume, progress) -> dict:
+    config = info["config"]
+    segment = {"started": now(), "resume": resume}
+    try:
+        result = _engine(config["engine"])(config, rundir, resume=resume, progress=progress)
+    except BaseException as error:
+        info["status"] = "failed" if isinstance(error, MdsymError) else "interrupted"
+        info["reason"] = str(error) or type(error).__name__
+        segment["finished"] = now()
+        info["segments"].append(segment)
+        rundir.write_info(info)
+        raise
+    segment.update(result)
+    segment["finished"] = now()
+    info["segments"].append(segment)
+    info["status"] = result["status"]
+    info["reason"] = result.get("reason")
+    info["time_to_failure_fs"] = result.get("time_to_failure_fs")
+    info["steps_done"] = result.get("steps_done")
+    info["wall_time_s"] = sum(s.get("wall_time_s") or 0.0 for s in info["segments"])
+    new_steps = sum(s.get("new_steps") or 0 for s in info["segments"])
+    info["steps_per_s"] = new_steps / info["wall_time_s"] if info["wall_time_s"] else None
+    info["finished"] = segment["finished"]
+    rundir.write_info(info)
+    return info
+
+
+def default_out() -> Path:
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Path("runs") / f"run-{stamp}"
+
+
+class Progress:
+    """A click progress bar fed with (step, total)."""
+
+    def __init__(self, total, start=0, enabled=True):
+        self.bar = click.progressbar(length=total, label="MD", show_pos=True,
+                                     show_eta=True, file=None) if enabled else None
+        self.position = start
+        if self.bar is not None:
+            self.bar.__enter__()
+            self.bar.update(start)
+
+    def __call__(self, step, total):
+        if self.bar is not None and step > self.position:
+            self.bar.update(step - self.position)
+            self.position = step
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)

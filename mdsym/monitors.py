@@ -1,0 +1,98 @@
+"""Stability monitors: the reasons a stability test stops a run.
+
+A run fails, with the first reason found, when
+
+- the energy, forces or positions are NaN or infinite;
+- the temperature exceeds ``max_temperature_factor`` times the target (NVT) or the
+  initial temperature (NVE);
+- two atoms come closer than ``min_distance_A``;
+- (isolated systems, i.e. molecules and clusters) the bonded connectivity changes:
+  a bond of the initial structure stretches beyond ``bond_break_factor`` times the
+  sum of covalent radii, or two atoms not bonded at the start come within the sum
+  of covalent radii. Bonds at the start use ASE's natural cutoffs times 1.2.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+from ase.data import covalent_radii
+
+from .system import System
+
+
+@dataclass
+class MonitorSettings:
+    min_distance_A: float = 0.5
+    max_temperature_factor: float = 5.0
+    connectivity: bool = True
+    bond_break_factor: float = 1.6
+
+    @classmethod
+    def from_config(cls, config: dict) -> "MonitorSettings":
+        fields = {k: config[k] for k in cls.__dataclass_fields__ if config.get(k) is not None}
+        return cls(**fields)
+
+
+class StabilityMonitor:
+    def __init__(self, atoms, reference_temperature_K, settings: MonitorSettings):
+        self.settings = settings
+        self.reference_temperature = reference_temperature_K
+        self.periodic = bool(np.all(atoms.pbc))
+        self.radii = covalent_radii[atoms.numbers]
+        self.bonds = None
+        if settings.connectivity and not self.periodic and len(atoms) > 1:
+            self.bonds = self._pairs_within(atoms.positions, 1.2)
+
+    def _pairs_within(self, positions, factor):
+        """Pairs (i < j) closer than ``factor`` times the sum of covalent radii."""
+        d = np.linalg.norm(positions[:, None] - positions[None], axis=-1)
+        limit = factor * (self.radii[:, None] + self.radii[None])
+        i, j = np.nonzero(np.triu(d < limit, k=1))
+        return set(zip(i.tolist(), j.tolist()))
+
+    def check(self, positions, cell, energy, forces, temperature_K):
+        """The reason to stop now, or None."""
+        if not np.isfinite(energy) or not np.all(np.isfinite(forces)):
+            return "non-finite energy or forces"
+        if not np.all(np.isfinite(positions)):
+            return "non-finite positions"
+        factor = self.settings.max_temperature_factor
+        if self.reference_temperature and factor and temperature_K > factor * self.reference_temperature:
+            return (f"temperature {temperature_K:.0f} K exceeds {factor:g} x "
+                    f"{self.reference_temperature:g} K")
+        threshold = self.settings.min_distance_A
+        if threshold:
+            close = self._closest_pair(positions, cell, threshold)
+            if close is not None:
+                i, j, d = close
+                return f"atoms {i} and {j} are {d:.3f} A apart (threshold {threshold:g} A)"
+        if self.bonds is not None:
+            broken = {b for b in self.bonds if self._distance(positions, *b) > self.settings.bond_break_factor * self._radius_sum(*b)}
+            formed = self._pairs_within(positions, 1.0) - self.bonds
+            if broken:
+                i, j = sorted(broken)[0]
+                return f"bond {i}-{j} broke ({self._distance(positions, i, j):.2f} A)"
+            if formed:
+                i, j = sorted(formed)[0]
+                return f"new bond {i}-{j} formed ({self._distance(positions, i, j):.2f} A)"
+        return None
+
+    def _radius_sum(self, i, j):
+        return self.radii[i] + self.radii[j]
+
+    @staticmethod
+    def _distance(positions, i, j):
+        return float(np.linalg.norm(positions[j] - positions[i]))
+
+    def _closest_pair(self, positions, cell, threshold):
+        pbc = np.array([self.periodic] * 3)
+        system = System(np.asarray(positions, float), np.zeros(len(positions), np.int64),
+                        np.asarray(cell, float) if self.periodic else np.zeros((3, 3)), pbc,
+                        np.ones(len(positions)))
+        pairs = system.neighbours(threshold, full=False)
+        if len(pairs.first) == 0:
+            return None
+        vectors = positions[pairs.second] - positions[pairs.first] + pairs.shifts @ system.cell
+        d = np.linalg.norm(vectors, axis=1)
+        k = int(np.argmin(d))
+        return int(pairs.first[k]), int(pairs.second[k]), float(d[k])
