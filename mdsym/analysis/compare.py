@@ -121,27 +121,35 @@ def plot_comparison(analyses: dict, paths, out: Path) -> list:
     made = []
     fig, axes = plt.subplots(2, 2, figsize=(11, 7))
     (ax_e, ax_l), (ax_a, ax_s) = axes
+    specs = list(dict.fromkeys(analyses[p][0].get("config", {}).get("symmetrize") for p in paths))
+    seen = set()
     for path in paths:
         report, s = analyses[path]
-        label = label_of(report, path)
+        spec = report.get("config", {}).get("symmetrize")
+        colour = f"C{specs.index(spec) % 10}"
+        label = None if spec in seen and len(paths) > len(specs) else (
+            label_of(report, path) if len(paths) == len(specs) else str(spec))
+        seen.add(spec)
         n = report.get("n_atoms", 1)
         if "conserved_eV" in s and len(s["conserved_eV"]):
-            ax_e.plot(s["thermo_time_ps"], (s["conserved_eV"] - s["conserved_eV"][0]) * 1000 / n, lw=1, label=label)
+            ax_e.plot(s["thermo_time_ps"], (s["conserved_eV"] - s["conserved_eV"][0]) * 1000 / n, lw=1,
+                      color=colour, label=label)
         if "am_dL" in s and len(s["am_dL"]):
-            ax_l.plot(s["am_time_ps"], s["am_dL"], lw=1, label=label)
+            ax_l.plot(s["am_time_ps"], s["am_dL"], lw=1, color=colour, label=label)
         elif "am_net_force" in s and len(s["am_net_force"]):
-            ax_l.plot(s["am_time_ps"], s["am_net_force"], lw=1, label=f"{label} |net force|")
+            ax_l.plot(s["am_time_ps"], s["am_net_force"], lw=1, color=colour, label=label)
         if "eq_A_forces" in s and len(s["eq_A_forces"]):
-            line, = ax_a.semilogy(s["eq_time_ps"], np.maximum(s["eq_A_forces"], 1e-16), "o-", ms=3, lw=1, label=label)
+            ax_a.semilogy(s["eq_time_ps"], np.maximum(s["eq_A_forces"], 1e-16), "o-", ms=3, lw=1,
+                          color=colour, label=label)
             if "eq_A_forces_sym" in s:
                 ax_a.semilogy(s["eq_time_ps"], np.maximum(s["eq_A_forces_sym"], 1e-16), "s--", ms=3, lw=1,
-                              color=line.get_color(), label=f"{label} symmetrized")
+                              color=colour, label=None if label is None else f"{label} symmetrized")
         st = report.get("structure", {})
         if st.get("kind") == "bonds":
-            ax_s.plot(st["bond_bins"], st["bond_hist"], lw=1, label=label)
+            ax_s.plot(st["bond_bins"], st["bond_hist"], lw=1, color=colour, label=label)
             ax_s.set(xlabel="bond length (A)", ylabel="density", title="Bond lengths")
         elif st.get("kind") == "rdf":
-            ax_s.plot(st["bins"], st["rdf"], lw=1, label=label)
+            ax_s.plot(st["bins"], st["rdf"], lw=1, color=colour, label=label)
             ax_s.set(xlabel="r (A)", ylabel="g(r)", title="Radial distribution function")
     ax_e.set(xlabel="time (ps)", ylabel="E - E(0) (meV/atom)", title="Conserved energy")
     ax_l.set(xlabel="time (ps)", ylabel="|L(t) - L(0)| (amu A$^2$/ps)", title="Angular momentum change")
