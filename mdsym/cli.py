@@ -193,3 +193,5 @@ main.add_command(serve)
 from .analysis.commands import analyze, compare  # noqa: E402
 main.add_command(analyze)
 main.add_command(compare)
+from .analysis.commands import study  # noqa: E402
+main.add_command(study)

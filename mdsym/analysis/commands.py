@@ -104,3 +104,38 @@ def compare(run_dirs, reference, out, reanalyze, every, degree, content, no_equi
     for row in rows:
         click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
     click.echo(f"report: {Path(out) / 'comparison.md'}")
+
+
+@click.command()
+@click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path), default=Path("study"),
+              show_default=True, help="Folder for the runs and the comparison.")
+@click.option("--model", "-m", default=None, help="Model [default: analytic:vector1=0.05,vector3=0.02].")
+@click.option("--structure", "-s", default=None, help="Structure [default: cu-cluster-55].")
+@click.option("--specs", default="none,random,nettorque,o3:1,o3:3", show_default=True,
+              help="Comma-separated symmetrizations to run.")
+@click.option("--seeds", default="0,1,2", show_default=True, help="Comma-separated seeds.")
+@click.option("--steps", default=500, show_default=True, type=int)
+@click.option("--timestep", "timestep_fs", default=2.0, show_default=True, type=float, help="fs")
+@click.option("--temperature", default=300.0, show_default=True, type=float, help="K")
+@click.option("--stride", default=5, show_default=True, type=int)
+@click.option("--every", type=int, default=None, help="Equivariance every N frames.")
+@one_line_errors
+def study(out, model, structure, specs, seeds, steps, timestep_fs, temperature, stride, every):
+    """Raw vs symmetrized dynamics of one model: run, analyse, compare in one report."""
+    from ..cli import structure_path
+    from .study import DEFAULT_MODEL, run_study
+
+    try:
+        seed_list = [int(s) for s in seeds.split(",") if s.strip()]
+    except ValueError:
+        raise MdsymError(f"--seeds must be integers separated by commas, got {seeds!r}") from None
+    spec_list = [s.strip() for s in specs.split(",") if s.strip()]
+    from ..symmetrize import SymmetrizeSpec
+
+    for spec in spec_list:
+        SymmetrizeSpec.parse(spec)  # a bad spec is one line now, not after the first runs
+    result = run_study(out, model=model or DEFAULT_MODEL,
+                       structure=structure_path(structure) if structure else None, specs=spec_list,
+                       seeds=seed_list, steps=steps, timestep_fs=timestep_fs, temperature_K=temperature,
+                       stride=stride, every=every, progress=click.echo)
+    click.echo(f"{len(result['runs'])} runs compared: {Path(out) / 'comparison.md'}")

@@ -10,8 +10,8 @@ For one model and structure it runs, with several seeds each:
 then analyses every run (``analyze_run``) and compares them all in one report
 (``compare_runs``) whose reference is the ``o3:L2`` run of the first seed.
 
-The MD engine is ``mdsym.engines.run.run_md`` (ASE, in-process) when it is
-installed, else ``mdsym.engines.ipi_md.run_ipi`` (i-PI plus ``mdsym serve``).
+The runs go through ``mdsym.engines.run.run_md`` (what ``mdsym run`` calls), with
+the ASE engine unless ``engine="ipi"`` is asked for.
 Runs already completed in ``out`` are reused, so a study can be resumed.
 """
 
@@ -24,45 +24,48 @@ DEFAULT_MODEL = "analytic:vector1=0.05,vector3=0.02"
 DEFAULT_SPECS = ("none", "random", "nettorque", "o3:1", "o3:3")
 
 
-def engine():
-    """(name, function(config, rundir) -> info) of the best MD engine available."""
-    try:
-        from ..engines.run import run_md  # the ASE engine of ``mdsym run``
-
-        return "ase", run_md
-    except ImportError:
-        pass
-    try:
-        from ..engines.ipi_md import run_ipi
-
-        return "ipi", run_ipi
-    except ImportError:
-        raise MdsymError("no MD engine available: neither mdsym.engines.run nor mdsym.engines.ipi_md") from None
-
-
 def run_one(config: dict, path) -> Path:
-    """Run one MD simulation into ``path`` (skipped when a completed run is there)."""
-    from ..system import read_structure
+    """Run one MD simulation into ``path`` (skipped when a completed run is there).
 
+    A run that fails (a stability monitor trips) is kept: its analysis says so."""
     rundir = RunDirectory(path)
     if rundir.info.exists() and rundir.read_info().get("status") == "completed":
         return rundir.path
-    name, function = engine()
-    config = dict(config, engine=name)
+    try:
+        from ..engines.run import run_md  # ``mdsym run``: writes run.json itself
+    except ImportError:
+        run_md = None
+    try:
+        if run_md is not None:
+            run_md(dict(config, engine=config.get("engine") or "ase"), rundir.path, overwrite=True)
+        else:
+            _run_ipi(config, rundir)
+    except MdsymError as error:
+        if not rundir.info.exists():
+            raise
+        info = rundir.read_info()
+        if info.get("status") != "failed":
+            info.update(status="failed", reason=str(error))
+            rundir.write_info(info)
+    return rundir.path
+
+
+def _run_ipi(config, rundir):
+    """Fallback without ``mdsym.engines.run``: i-PI directly, run.json written here."""
+    from ..engines.ipi_md import run_ipi
+    from ..system import read_structure
+
+    config = dict(config, engine="ipi")
     rundir.create(read_structure(config["structure"]), overwrite=True)
     info = {"config": config, "status": "running"}
     rundir.write_info(info)
-    try:
-        result = function(config, rundir)
-    except MdsymError as error:
-        result = {"status": "failed", "reason": str(error)}
+    result = run_ipi(config, rundir)
     rundir.write_info({**info, **(result or {}), "config": config})
-    return rundir.path
 
 
 def run_study(out, model: str = DEFAULT_MODEL, structure=None, specs=DEFAULT_SPECS, seeds=(0, 1, 2),
               steps: int = 500, timestep_fs: float = 2.0, temperature_K: float = 300.0, stride: int = 5,
-              every=None, degree: int = 2, progress=print) -> dict:
+              every=None, degree: int = 2, engine: str = "ase", progress=print) -> dict:
     """Run, analyse and compare the study; returns ``compare_runs``' result."""
     from ..cli import DEFAULT_STRUCTURE
     from .compare import compare_runs
@@ -74,7 +77,7 @@ def run_study(out, model: str = DEFAULT_MODEL, structure=None, specs=DEFAULT_SPE
     for spec in specs:
         for seed in seeds:
             path = out / "runs" / f"{spec.replace(':', '').replace('+', '_')}-seed{seed}"
-            config = {"model": model, "symmetrize": spec, "forces": "auto", "ensemble": "nve",
+            config = {"engine": engine, "model": model, "symmetrize": spec, "forces": "auto", "ensemble": "nve",
                       "thermostat": None, "timestep_fs": timestep_fs, "steps": steps,
                       "temperature_K": temperature_K, "seed": seed, "stride": stride,
                       "structure": structure}
@@ -100,9 +103,12 @@ def plot_study(result: dict, out: Path) -> str:
 
     plt = _pyplot()
     specs = list(dict.fromkeys(row["symmetrize"] for row in result["runs"]))
+    for row in result["runs"]:
+        sym = row.get("mean_A_forces_sym")
+        row["A_driving"] = max(sym, 1e-16) if sym is not None else row.get("mean_A_forces")
     panels = (("drift_meV_atom_ps", "|energy drift| (meV/atom/ps)", True),
               ("max_dL", "max |L(t) - L(0)| (amu A$^2$/ps)", True),
-              ("mean_A_forces", "mean A of the forces, raw model (eV/A)", True),
+              ("A_driving", "mean A of the forces that drove the run (eV/A)", True),
               ("steps_per_s", "speed (steps/s)", False))
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.8))
     for ax, (key, title, log) in zip(axes, panels):
