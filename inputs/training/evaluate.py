@@ -1,0 +1,153 @@
+"""Machine-readable model card of a shipped model: held-out errors and equivariance A.
+
+    python evaluate.py pet-ethanol [pet-water pet-ethanol-noaug ...]
+
+For each name: copies the held-out test set to ``mdsym/models/data/<name>.test.xyz``
+(the tests recompute the errors from it), evaluates the shipped model through mdsym
+(``mdsym.load_model(name)`` + ``mdsym.MdsymCalculator``, no symmetrization) against
+the GFN2-xTB labels, runs ``mdsym equivariance --model <name> --structure <s> --json``
+for A, and writes ``mdsym/models/data/<name>.json``. Keys already in the card that
+this script does not compute (e.g. ``stability``, written by
+``analysis/stability_ethanol.py``) are kept.
+"""
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+MODELS = ROOT / "mdsym" / "models" / "data"
+STRUCTURES = ROOT / "mdsym" / "data" / "structures"
+
+SYSTEMS = {
+    "ethanol": {"structure": "ethanol.xyz", "description":
+                "one ethanol molecule in vacuum (9 atoms)"},
+    "water": {"structure": "water-16.xyz", "description":
+              "16 H2O in a periodic cubic box, 1 g/cm^3 (48 atoms, L = 7.83 A)"},
+}
+
+
+def held_out_errors(name: str, test_file: Path) -> dict:
+    """RMSEs of the shipped model ``name`` on ``test_file`` (energy per atom, forces,
+    stress as 3x3 tensors), in meV units. The same recipe is in tests/."""
+    import torch
+    from ase.io import read
+    from ase.stress import voigt_6_to_full_3x3_stress
+
+    import mdsym
+
+    torch.set_num_threads(1)
+    calc = mdsym.MdsymCalculator(mdsym.load_model(name))
+    de, df, ds = [], [], []
+    frames = read(test_file, ":")
+    for frame in frames:
+        e_ref, f_ref = frame.get_potential_energy(), frame.get_forces()
+        s_ref = frame.get_stress() if frame.pbc.all() else None
+        atoms = frame.copy()
+        atoms.calc = calc
+        de.append((atoms.get_potential_energy() - e_ref) / len(atoms))
+        df.append((atoms.get_forces() - f_ref).ravel())
+        if s_ref is not None:
+            ds.append((voigt_6_to_full_3x3_stress(atoms.get_stress())
+                       - voigt_6_to_full_3x3_stress(s_ref)).ravel())
+    errors = {
+        "n_frames": len(frames),
+        "energy_rmse_meV_per_atom": 1e3 * float(np.sqrt(np.mean(np.square(de)))),
+        "forces_rmse_meV_per_A": 1e3 * float(np.sqrt(np.mean(np.square(np.concatenate(df))))),
+        "forces_reference_std_meV_per_A": 1e3 * float(np.std(np.concatenate(
+            [f.get_forces().ravel() for f in frames]))),
+    }
+    if ds:
+        errors["stress_rmse_meV_per_A3"] = 1e3 * float(np.sqrt(np.mean(np.square(ds))))
+        errors["stress_reference_std_meV_per_A3"] = 1e3 * float(np.std(
+            [f.get_stress() for f in frames]))
+    return errors
+
+
+def equivariance(name: str, structure: Path) -> dict:
+    command = ["mdsym", "equivariance", "--model", name, "--structure",
+               str(structure.relative_to(ROOT)), "--json"]
+    output = subprocess.run(command, cwd=ROOT, check=True, capture_output=True, text=True)
+    report = json.loads(output.stdout)
+    result = {"command": " ".join(command), "structure": structure.name,
+              "quadrature": report["quadrature"]["name"]}
+    for key, unit in (("energy", "eV"), ("forces", "eV_per_A"), ("stress", "eV_per_A3")):
+        if key in report:
+            result[f"A_{key}_{unit}"] = report[key]["A"]
+            result[f"B_{key}"] = {f"{b['lambda']},{'+' if b['sigma'] > 0 else '-'}": b["fraction"]
+                                  for b in report[key]["B"]}
+    return result
+
+
+def card(name: str) -> dict:
+    import metatrain
+    import tblite
+    from metatomic.torch import load_atomistic_model
+
+    options = yaml.safe_load((HERE / f"{name}.yaml").read_text())
+    system = "water" if "water" in name else "ethanol"
+    test_source = HERE / "data" / f"{system}-test.xyz"
+    test_file = MODELS / f"{name}.test.xyz"
+    shutil.copy(test_source, test_file)
+    model_file = MODELS / f"{name}.pt"
+    model = load_atomistic_model(str(model_file))
+    minutes = HERE / "runs" / name / "training_minutes.txt"
+    noaug = name.endswith("-noaug")
+    data = {}
+    for split in ("train", "val", "test"):
+        source = options[{"train": "training_set", "val": "validation_set",
+                          "test": "test_set"}[split]]["systems"]["read_from"]
+        with open(HERE / source) as handle:
+            data[split] = {"file": f"inputs/training/{source}",
+                           "n_frames": sum(1 for line in handle if "Properties=" in line)}
+    path = MODELS / f"{name}.json"
+    old = json.loads(path.read_text()) if path.exists() else {}
+    new = {
+        "name": name,
+        "file": f"mdsym/models/data/{name}.pt",
+        "size_bytes": model_file.stat().st_size,
+        "architecture": "PET (metatrain)",
+        "versions": {"metatrain": metatrain.__version__, "tblite": tblite.__version__},
+        "n_parameters": int(sum(p.numel() for p in model.parameters())),
+        "reference": "GFN2-xTB, tblite (tblite.ase.TBLite, method='GFN2-xTB')",
+        "system": SYSTEMS[system]["description"],
+        "structure": f"mdsym/data/structures/{SYSTEMS[system]['structure']}",
+        "data": data,
+        "augmentation": ("none: metatrain's O3Augmenter switched off by train.py, training "
+                         "frames rotated into one orientation (Kabsch on ethanol.xyz)"
+                         if noaug else "metatrain default: random O(3) element per structure "
+                         "per batch"),
+        "hyperparameters": options["architecture"],
+        "seed": options.get("seed"),
+        "training_minutes_1_cpu_thread": (float(minutes.read_text()) if minutes.exists()
+                                          else old.get("training_minutes_1_cpu_thread")),
+        "training_command": f"cd inputs/training && python train.py {name}",
+        "test_set": f"mdsym/models/data/{name}.test.xyz",
+        "held_out": held_out_errors(name, test_file),
+        "equivariance": equivariance(name, STRUCTURES / SYSTEMS[system]["structure"]),
+    }
+    old.update(new)
+    path.write_text(json.dumps(old, indent=2) + "\n")
+    return old
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("names", nargs="+")
+    args = parser.parse_args()
+    for name in args.names:
+        result = card(name)
+        print(json.dumps({"name": name, "held_out": result["held_out"],
+                          "A": {k: v for k, v in result["equivariance"].items()
+                                if k.startswith("A_")}}, indent=2))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
