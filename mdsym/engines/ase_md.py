@@ -102,7 +102,9 @@ def run_ase(config: dict, rundir: RunDirectory, resume: bool = False, progress=N
     dynamics = make_integrator(atoms, config, segment_seed)
     dynamics.transferred_energy = exchanged
     reference_temperature = config.get("temperature_K") or atoms.get_temperature()
-    monitor = StabilityMonitor(atoms, reference_temperature, MonitorSettings.from_config(config))
+    # bonds are judged against the run's initial structure, also after a resume
+    monitor = StabilityMonitor(read_structure(rundir.structure), reference_temperature,
+                               MonitorSettings.from_config(config))
     masses = atoms.get_masses()
     dt_fs = float(config["timestep_fs"])
     result = {"status": "running", "reason": None, "time_to_failure_fs": None, "start_step": start_step}

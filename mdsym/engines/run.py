@@ -100,19 +100,22 @@ def resume_md(out, steps=None, progress=None) -> dict:
 
 def _run_segment(rundir, info, resume, progress) -> dict:
     config = info["config"]
-    segment = {"started": now(), "resume": resume}
+    for earlier in info["segments"]:
+        if earlier.get("status") == "running":  # its process was killed
+            earlier["status"] = "killed"
+    segment = {"started": now(), "resume": resume, "status": "running"}
+    info["segments"].append(segment)
+    rundir.write_info(info)
     try:
         result = _engine(config["engine"])(config, rundir, resume=resume, progress=progress)
     except BaseException as error:
         info["status"] = "failed" if isinstance(error, MdsymError) else "interrupted"
         info["reason"] = str(error) or type(error).__name__
-        segment["finished"] = now()
-        info["segments"].append(segment)
+        segment.update(status=info["status"], reason=info["reason"], finished=now())
         rundir.write_info(info)
         raise
     segment.update(result)
     segment["finished"] = now()
-    info["segments"].append(segment)
     info["status"] = result["status"]
     info["reason"] = result.get("reason")
     info["time_to_failure_fs"] = result.get("time_to_failure_fs")
