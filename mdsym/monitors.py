@@ -6,16 +6,21 @@ A run fails, with the first reason found, when
 - the temperature exceeds ``max_temperature_factor`` times the target (NVT) or the
   initial temperature (NVE);
 - two atoms come closer than ``min_distance_A``;
-- (isolated systems, i.e. molecules and clusters) the bonded connectivity changes:
-  a bond of the initial structure stretches beyond ``bond_break_factor`` times the
-  sum of covalent radii, or two atoms not bonded at the start come within the sum
-  of covalent radii. Bonds at the start use ASE's natural cutoffs times 1.2.
+- (molecules: isolated systems made of non-metal elements only) the bonded
+  connectivity changes: a bond of the initial structure stretches beyond
+  ``bond_break_factor`` times the sum of covalent radii, or two atoms not bonded at
+  the start come within the sum of covalent radii. Bonds at the start are pairs
+  closer than 1.2 times the sum of covalent radii. Metal clusters are left out:
+  their atoms exchange neighbours at room temperature without anything breaking.
 """
 
 from dataclasses import dataclass
 
 import numpy as np
 from ase.data import covalent_radii
+
+# elements whose bonds are covalent enough for a fixed bond graph to mean something
+NON_METALS = frozenset([1, 2, 5, 6, 7, 8, 9, 10, 14, 15, 16, 17, 18, 33, 34, 35, 36, 52, 53, 54])
 
 from .system import System
 
@@ -40,7 +45,8 @@ class StabilityMonitor:
         self.periodic = bool(np.all(atoms.pbc))
         self.radii = covalent_radii[atoms.numbers]
         self.bonds = None
-        if settings.connectivity and not self.periodic and len(atoms) > 1:
+        molecular = set(atoms.numbers.tolist()) <= NON_METALS
+        if settings.connectivity and molecular and not self.periodic and len(atoms) > 1:
             self.bonds = self._pairs_within(atoms.positions, 1.2)
 
     def _pairs_within(self, positions, factor):
