@@ -111,7 +111,8 @@ class AnalyticModel(torch.nn.Module):
         """``sum_j v(r_ij)`` per atom from half-list pair vectors (``v_ji = -v_ij``)."""
         shape = (pair_values.shape[0], n_atoms, 3)
         sums = torch.zeros(shape, dtype=pair_values.dtype, device=pair_values.device)
-        return sums.index_add(1, edge_index[0], pair_values).index_add(1, edge_index[1], -pair_values)
+        sums = sums.index_add(1, edge_index[0], pair_values)
+        return sums.index_add(1, edge_index[1], pair_values, alpha=-1.0)
 
     def _energy(self, edges: torch.Tensor, edge_index: torch.Tensor, n_atoms: int) -> torch.Tensor:
         r = torch.linalg.vector_norm(edges, dim=-1)  # (B, P)
@@ -124,8 +125,7 @@ class AnalyticModel(torch.nn.Module):
             legendre = solid_harmonic(cos_axis, torch.ones_like(cos_axis), degree)
             energy = energy + (2.0 * strength) * (fc * legendre).sum(dim=1)
         if len(self.vector_terms) > 0:
-            unit = edges / r.unsqueeze(-1)
-            weighted = fc.unsqueeze(-1) * unit
+            weighted = (fc / r).unsqueeze(-1) * edges  # fc(r) rhat
             a = self._atom_sums(weighted, edge_index, n_atoms)
             z = a @ self.axis
             r2 = (a * a).sum(-1)
@@ -174,6 +174,6 @@ class AnalyticModel(torch.nn.Module):
         gradient = torch.autograd.grad([self._energy(leaf, edge_index, n_atoms).sum()], [leaf])[0]
         assert gradient is not None
         zeros = torch.zeros_like(positions.detach())
-        forces = zeros.index_add(1, edge_index[0], gradient).index_add(1, edge_index[1], -gradient)
+        forces = zeros.index_add(1, edge_index[0], gradient).index_add(1, edge_index[1], gradient, alpha=-1.0)
         forces = forces + self._direct_spurious(edge_vectors.detach(), edge_index, n_atoms)
         return {"energy": energy, "forces": forces}

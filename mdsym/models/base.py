@@ -120,7 +120,7 @@ class TorchModel(Model):
         if want_forces:
             forces = -d_positions
             forces = forces.index_add(1, neighbours["first"], d_edges)
-            forces = forces.index_add(1, neighbours["second"], -d_edges)
+            forces = forces.index_add(1, neighbours["second"], d_edges, alpha=-1.0)
             results["forces"] = forces.detach().cpu().numpy()
         elif "forces" in properties:
             results["forces"] = outputs["forces"].detach().cpu().numpy().astype(np.float64)
