@@ -19,7 +19,7 @@ import numpy as np
 from ase import units
 from ase.md.bussi import Bussi
 from ase.md.langevinbaoab import LangevinBAOAB
-from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary, ZeroRotation
+from ase.md.velocitydistribution import Stationary, ZeroRotation, force_temperature, thermalize_momenta
 from ase.md.verlet import VelocityVerlet
 
 from ..calculator import MdsymCalculator
@@ -50,14 +50,12 @@ def initial_velocities(atoms, temperature_K, seed) -> None:
         return  # the structure brings its own velocities
     if not temperature_K:
         return
-    MaxwellBoltzmannDistribution(atoms, temperature_K=temperature_K, rng=np.random.default_rng(seed))
+    thermalize_momenta(atoms, temperature_K, rng=np.random.default_rng(seed))
     Stationary(atoms)
     if not atoms.pbc.any():
         ZeroRotation(atoms)
     # Stationary/ZeroRotation lower the temperature: restore the requested one
-    current = atoms.get_temperature()
-    if current > 0:
-        atoms.set_momenta(atoms.get_momenta() * np.sqrt(temperature_K / current))
+    force_temperature(atoms, temperature_K)
 
 
 def make_integrator(atoms, config, seed):
