@@ -1,0 +1,281 @@
+"""i-PI benchmarks: the cost of the socket path, and in-driver vs i-PI rotational averaging.
+
+    python benchmarks/bench_ipi.py [--structure cu-fcc-108] [--steps 500] [--sym-steps 60]
+
+1. ms/step, ~100 atoms, analytic model, NVE, no outputs:
+   - ASE ``VelocityVerlet`` + ``MdsymCalculator`` in-process;
+   - i-PI + one ``mdsym serve`` over a unix socket;
+   - i-PI + the PES plugin inside i-PI (``<ffdirect>``, no socket): i-PI's own cost;
+   - ``mdsym.engines.ipi_md.run_ipi`` (the engine: per-step outputs converted to a
+     run directory while i-PI runs).
+   i-PI timings are differences of two run lengths, so start-up cancels out.
+2. Symmetrized, same quadrature (i-PI's Lebedev grid of order 3 with inversion,
+   36 elements, exact to degree 2): ASE in-process on that grid; one
+   ``mdsym serve --quadrature`` averaging in-driver, batched; one
+   ``mdsym serve --symmetrize o3:2`` (mdsym's cheapest quadrature of the same
+   degree); i-PI's ``<ffrotations>`` sending one request per rotation to one raw
+   ``mdsym serve``.
+
+``measure()`` returns every figure as a dict (``benchmarks/run_all.py`` calls it).
+Every process is pinned to one torch/OpenMP thread (2 shared cores here). Results
+go to ``benchmarks/results/ipi.json`` and a markdown table on stdout.
+"""
+
+import argparse
+import json
+import os
+import platform
+import secrets
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import ase.io
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+from mdsym.cli import structure_path  # noqa: E402
+from mdsym.engines.ipi_md import (  # noqa: E402
+    initial_velocities, ipi_rotation_grid, render_input, run_ipi, socket_block, template)
+from mdsym.rundir import RunDirectory  # noqa: E402
+
+SERVE = [sys.executable, "-c", "from mdsym.cli import main; main()", "serve", "--quiet"]
+PES = ROOT / "drivers" / "mdsym_pes.py"
+
+
+def timed_ipi(workdir: Path, xml: str, clients) -> float:
+    """Wall seconds from starting i-PI (clients already waiting) to i-PI's exit."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "input.xml").write_text(xml)
+    processes = []
+    try:
+        for k, command in enumerate(clients):
+            processes.append(subprocess.Popen(command, cwd=workdir, start_new_session=True,
+                                              stdout=open(workdir / f"client{k}.log", "w"),
+                                              stderr=subprocess.STDOUT))
+        time.sleep(4.0 if clients else 0.0)  # let the clients import torch and start polling
+        start = time.perf_counter()
+        ipi = subprocess.Popen(["i-pi", "input.xml"], cwd=workdir, start_new_session=True,
+                               stdout=open(workdir / "ipi.log", "w"), stderr=subprocess.STDOUT)
+        processes.append(ipi)
+        ipi.wait(timeout=600)
+        elapsed = time.perf_counter() - start
+        if ipi.returncode != 0:
+            raise RuntimeError((workdir / "ipi.log").read_text()[-2000:])
+        return elapsed
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+                process.wait(timeout=30)
+
+
+def per_step(run, short: int, long: int, repeats: int = 2) -> float:
+    """ms/step as the slope between a short and a long run (best of ``repeats``)."""
+    t_short = min(run(short) for _ in range(repeats))
+    t_long = min(run(long) for _ in range(repeats))
+    return 1000.0 * (t_long - t_short) / (long - short)
+
+
+def measure(structure="cu-fcc-108", model="analytic", steps=500, sym_steps=60, grid_order=3,
+            repeats=2, engine=True, ffdirect=True, log=print) -> dict:
+    """All the figures of this benchmark as a dict (ms/step and their ratios).
+
+    Plain runs: ``steps // 10`` and ``steps`` steps; symmetrized ones:
+    ``max(2, sym_steps // 6)`` and ``sym_steps``; ms/step is the slope, best of
+    ``repeats``. Symmetrized runs average over i-PI's Lebedev grid of ``grid_order``
+    with inversion: ASE in-process and ``mdsym serve --quadrature`` on that grid,
+    ``mdsym serve --symmetrize o3:D`` (mdsym's cheapest quadrature of the grid's
+    exactness degree D, measured), and ``<ffrotations>`` + one raw ``mdsym serve``.
+    """
+    import torch
+    from ase import units
+    from ase.md.verlet import VelocityVerlet
+
+    from mdsym.calculator import MdsymCalculator
+    from mdsym.models import load_model
+
+    torch.set_num_threads(1)
+    path = structure_path(structure)
+    atoms = ase.io.read(path)
+    atoms.set_velocities(initial_velocities(atoms, 300.0, 1))
+    natoms = len(atoms)
+    scratch = Path(tempfile.mkdtemp(prefix="mdsym-bench-ipi-"))
+    ase.io.write(scratch / "structure.xyz", atoms)
+    structure_file = str(scratch / "structure.xyz")
+    results = {"structure": str(structure), "natoms": natoms, "model": model,
+               "python": platform.python_version(), "cpus": os.cpu_count(),
+               "threads": 1, "method": f"slope between a short and a long run, best of {repeats}"}
+    grid = ipi_rotation_grid("lebedev", grid_order, inversion=True)
+    np.savez(scratch / "grid.npz", rotations=grid.rotations, weights=grid.weights)
+    from bench_counts import exactness_degree
+
+    grid_degree = exactness_degree(grid.rotations, grid.weights, True, up_to=grid_order + 2)
+    results["quadrature"] = {"name": grid.name, "size": len(grid), "degree": grid_degree}
+
+    # 1a. ASE in-process (raw, and averaged over the same grid as i-PI's)
+    def ase_run(steps, quadrature=None):
+        a = atoms.copy()
+        a.calc = MdsymCalculator(load_model(model), batch_size=len(grid))
+        if quadrature is not None:
+            a.calc.symmetrizer.quadrature = quadrature  # spec none: this grid every call
+        dynamics = VelocityVerlet(a, 1.0 * units.fs)
+        a.get_potential_energy()
+        start = time.perf_counter()
+        dynamics.run(steps)
+        return time.perf_counter() - start
+
+    short, long = steps // 10, steps
+    s_short, s_long = max(2, sym_steps // 6), sym_steps
+    results["ase_ms_per_step"] = per_step(ase_run, short, long, repeats)
+    log(f"ASE in-process: {results['ase_ms_per_step']:.3f} ms/step")
+    results["ase_sym_ms_per_step"] = per_step(lambda n: ase_run(n, grid), s_short, s_long, repeats)
+    log(f"ASE in-process, symmetrized ({len(grid)}): {results['ase_sym_ms_per_step']:.2f} ms/step")
+
+    def plain_xml(steps):
+        name = f"mdsym-bench-{secrets.token_hex(4)}"
+        block = socket_block("ffsocket", name="mdsym", mode="unix", address=name, port=None,
+                             pbc=bool(atoms.pbc.all()))
+        return name, render_input(atoms, atoms.get_velocities(), forcefield=block, total_steps=steps,
+                                  trajectories=False, checkpoint_stride=10**6)
+
+    # 1b. i-PI + mdsym serve over a unix socket
+    def socket_run(steps, extra=(), tag="socket"):
+        name, xml = plain_xml(steps)
+        return timed_ipi(scratch / f"{tag}-{steps}-{secrets.token_hex(2)}", xml,
+                         [SERVE + ["--model", model, "--structure", structure_file,
+                                   "--unix", name, "--wait", "60", *extra]])
+
+    results["ipi_socket_ms_per_step"] = per_step(socket_run, short, long, repeats)
+    log(f"i-PI + mdsym serve (unix): {results['ipi_socket_ms_per_step']:.3f} ms/step")
+
+    # 1c. i-PI + the PES plugin in-process (ffdirect): i-PI's own per-step cost
+    def direct_run(steps):
+        block = template("ffdirect").substitute(
+            name="mdsym", pbc=str(bool(atoms.pbc.all())).lower(), pes_path=str(PES),
+            parameters=f"template: {structure_file}, model: {model}")
+        xml = render_input(atoms, atoms.get_velocities(), forcefield=block, total_steps=steps,
+                           trajectories=False, checkpoint_stride=10**6)
+        return timed_ipi(scratch / f"direct-{steps}-{secrets.token_hex(2)}", xml, [])
+
+    if ffdirect:
+        results["ipi_ffdirect_ms_per_step"] = per_step(direct_run, short, long, repeats)
+        log(f"i-PI + ffdirect: {results['ipi_ffdirect_ms_per_step']:.3f} ms/step")
+
+    # 1d. the engine: run_ipi with per-step outputs converted into a run directory
+    def engine_run(steps):
+        rundir = RunDirectory(scratch / f"engine-{steps}-{secrets.token_hex(2)}")
+        rundir.create(atoms)
+        config = dict(model=model, symmetrize="none", structure=str(rundir.structure),
+                      ensemble="nve", timestep_fs=1.0, steps=steps, temperature_K=300.0,
+                      seed=1, stride=10, socket="unix", batch_size=64)
+        result = run_ipi(config, rundir)
+        assert result["status"] == "completed", result
+        return result["wall_time_s"]
+
+    if engine:
+        results["ipi_engine_ms_per_step"] = per_step(engine_run, short, long, repeats=1)
+        log(f"run_ipi engine: {results['ipi_engine_ms_per_step']:.3f} ms/step")
+
+    # 2. symmetrized: in-driver batched averaging vs <ffrotations>, same grid
+    def in_driver_run(steps):
+        return socket_run(steps, ["--quadrature", str(scratch / "grid.npz"),
+                                  "--batch-size", str(len(grid))], "indriver")
+
+    def cheapest_run(steps):
+        return socket_run(steps, ["--symmetrize", f"o3:{grid_degree}",
+                                  "--batch-size", str(len(grid))], "cheapest")
+
+    def ffrotations_run(steps):
+        name = f"mdsym-bench-{secrets.token_hex(4)}"
+        block = socket_block("ffrotations", name="mdsym", mode="unix", address=name, port=None,
+                             pbc=bool(atoms.pbc.all()), grid_mode="lebedev", grid_order=grid_order,
+                             inversion=True)
+        xml = render_input(atoms, atoms.get_velocities(), forcefield=block, total_steps=steps,
+                           trajectories=False, checkpoint_stride=10**6)
+        return timed_ipi(scratch / f"ffrot-{steps}-{secrets.token_hex(2)}", xml,
+                         [SERVE + ["--model", model, "--structure", structure_file,
+                                   "--unix", name, "--wait", "60"]])
+
+    results["in_driver_ms_per_step"] = per_step(in_driver_run, s_short, s_long, repeats)
+    log(f"in-driver averaging: {results['in_driver_ms_per_step']:.2f} ms/step")
+    results["cheapest_ms_per_step"] = per_step(cheapest_run, s_short, s_long, repeats)
+    log(f"in-driver averaging, o3:{grid_degree}: {results['cheapest_ms_per_step']:.2f} ms/step")
+    results["ffrotations_ms_per_step"] = per_step(ffrotations_run, s_short, s_long, repeats)
+    log(f"<ffrotations>: {results['ffrotations_ms_per_step']:.2f} ms/step")
+
+    from mdsym import quadrature as quad
+
+    results["cheapest_size"] = len(quad.cheapest(grid_degree, True))
+    results["socket_extra_ms_vs_ase"] = results["ipi_socket_ms_per_step"] - results["ase_ms_per_step"]
+    if ffdirect:
+        results["socket_extra_ms_vs_ffdirect"] = (results["ipi_socket_ms_per_step"]
+                                                  - results["ipi_ffdirect_ms_per_step"])
+    results["socket_ratio_vs_ase"] = results["ipi_socket_ms_per_step"] / results["ase_ms_per_step"]
+    results["in_driver_speedup"] = results["ffrotations_ms_per_step"] / results["in_driver_ms_per_step"]
+    results["cheapest_speedup"] = results["ffrotations_ms_per_step"] / results["cheapest_ms_per_step"]
+    results["ffrotations_per_rotation_cost"] = (results["ffrotations_ms_per_step"]
+                                                / (len(grid) * results["ipi_socket_ms_per_step"]))
+    results["in_driver_per_rotation_cost"] = (results["in_driver_ms_per_step"]
+                                              / (len(grid) * results["ipi_socket_ms_per_step"]))
+    results["steps"] = {"plain": [short, long], "symmetrized": [s_short, s_long]}
+    return results
+
+
+def markdown(r) -> str:
+    lines = [f"{r['natoms']} atoms ({r['structure']}), model {r['model']}, 1 thread per process", "",
+             "| path | ms/step | steps/s | vs ASE |", "|---|---:|---:|---:|"]
+    for key, label in [("ase_ms_per_step", "ASE VelocityVerlet in-process, raw"),
+                       ("ipi_ffdirect_ms_per_step", "i-PI + PES plugin (<ffdirect>), raw"),
+                       ("ipi_socket_ms_per_step", "i-PI + mdsym serve (unix socket), raw"),
+                       ("ipi_engine_ms_per_step", "mdsym run engine (i-PI, outputs converted), raw")]:
+        if key in r:
+            lines.append(f"| {label} | {r[key]:.3f} | {1000 / r[key]:.0f} | {r[key] / r['ase_ms_per_step']:.2f}x |")
+    q = r["quadrature"]
+    lines += ["", f"symmetrized, {q['name']} ({q['size']} elements, exact to degree {q['degree']}):", "",
+              "| path | ms/step | steps/s | <ffrotations> time / this |", "|---|---:|---:|---:|"]
+    for key, label in [("ase_sym_ms_per_step", "ASE in-process, same grid"),
+                       ("in_driver_ms_per_step", "one mdsym serve --quadrature (same grid), batched"),
+                       ("cheapest_ms_per_step",
+                        f"one mdsym serve --symmetrize o3:{q['degree']} ({r['cheapest_size']} elements)"),
+                       ("ffrotations_ms_per_step", "i-PI <ffrotations> + one raw mdsym serve")]:
+        lines.append(f"| {label} | {r[key]:.2f} | {1000 / r[key]:.1f} "
+                     f"| {r['ffrotations_ms_per_step'] / r[key]:.1f}x |")
+    extra = (f", {r['socket_extra_ms_vs_ffdirect']:+.3f} ms/step vs i-PI in-process (<ffdirect>)"
+             if "socket_extra_ms_vs_ffdirect" in r else "")
+    lines += ["", f"socket path: {r['socket_extra_ms_vs_ase']:+.3f} ms/step vs ASE in-process "
+                  f"({r['socket_ratio_vs_ase']:.2f}x){extra}",
+              f"per-rotation cost (symmetrized step / (G x raw socket step)): <ffrotations> "
+              f"{r['ffrotations_per_rotation_cost']:.3f}, mdsym serve {r['in_driver_per_rotation_cost']:.3f}",
+              f"in-driver speed-up over <ffrotations>, same grid: {r['in_driver_speedup']:.1f}x (target >= 5x)"]
+    return "\n".join(lines)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--structure", default="cu-fcc-108")
+    parser.add_argument("--model", default="analytic")
+    parser.add_argument("--steps", type=int, default=500)
+    parser.add_argument("--sym-steps", type=int, default=60)
+    parser.add_argument("--grid-order", type=int, default=3)
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "ipi.json"))
+    args = parser.parse_args()
+    results = measure(args.structure, args.model, args.steps, args.sym_steps, args.grid_order,
+                      log=lambda m: print(m, flush=True))
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2))
+    print()
+    print(markdown(results))
+    print(f"results: {out}")
+
+
+if __name__ == "__main__":
+    main()

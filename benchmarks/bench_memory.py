@@ -1,0 +1,115 @@
+"""Peak memory of a symmetrized evaluation vs a raw one, against the batch size.
+
+Each measurement runs in a fresh subprocess (one torch thread): it builds the model
+and the structure, warms nothing up, notes its resident set size, runs ONE
+evaluation (energy and forces, plus stress when periodic) and reports the growth of
+its RSS high-water mark (``resource.getrusage(RUSAGE_SELF).ru_maxrss``) over the RSS
+before the evaluation. torch's CPU allocator returns memory to the system, so this
+is what the evaluation needed at its peak. Target: the symmetrized growth at batch
+size b is at most about b x the raw growth.
+
+    python benchmarks/bench_memory.py [--atoms 1000] [--degree 5] [--batch-sizes 1 8 32 64]
+"""
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def _rss_kb() -> int:
+    with open("/proc/self/statm") as handle:
+        pages = int(handle.read().split()[1])
+    import os
+
+    return pages * os.sysconf("SC_PAGE_SIZE") // 1024
+
+
+def child(model_spec: str, structure: str, n_atoms: int, symmetrize: str, batch_size: int) -> dict:
+    import resource
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    from common import copper_cluster, pin_threads, replicate
+
+    pin_threads()
+    import ase.io
+
+    from mdsym import MdsymCalculator, load_model
+
+    atoms = copper_cluster(n_atoms) if structure == "copper" else replicate(ase.io.read(structure), n_atoms)
+    calc = MdsymCalculator(load_model(model_spec), symmetrize=symmetrize, batch_size=batch_size)
+    atoms.calc = calc
+    import gc
+
+    gc.collect()
+    before = _rss_kb()
+    peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    atoms.get_forces()
+    peak_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {"atoms": len(atoms), "symmetrize": symmetrize, "batch_size": batch_size,
+            "rss_before_kb": before, "peak_before_kb": peak_before, "peak_after_kb": peak_after,
+            "growth_kb": max(0, peak_after - before),
+            "rotations": len(calc.symmetrizer.quadrature)}
+
+
+def measure_one(model_spec, structure, n_atoms, symmetrize, batch_size) -> dict:
+    code = ("import json, sys; sys.path.insert(0, %r); import bench_memory as b; "
+            "print('RESULT' + json.dumps(b.child(%r, %r, %d, %r, %d)))"
+            % (str(HERE), model_spec, structure, n_atoms, symmetrize, batch_size))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={**__import__("os").environ, "OMP_NUM_THREADS": "1"}, timeout=900)
+    for line in out.stdout.splitlines():
+        if line.startswith("RESULT"):
+            return json.loads(line[len("RESULT"):])
+    raise RuntimeError(out.stderr[-2000:])
+
+
+def run(model_spec="analytic", structure="copper", n_atoms=1000, degree=5,
+        batch_sizes=(1, 8, 32, 64), label=None, log=print) -> dict:
+    raw = measure_one(model_spec, structure, n_atoms, "none", 1)
+    rows = []
+    for b in batch_sizes:
+        sym = measure_one(model_spec, structure, n_atoms, f"o3:{degree}", b)
+        sym["growth_over_raw"] = sym["growth_kb"] / max(raw["growth_kb"], 1)
+        sym["growth_over_batch_x_raw"] = sym["growth_kb"] / max(b * raw["growth_kb"], 1)
+        rows.append(sym)
+        log(f"  memory {label or model_spec} N={raw['atoms']} o3:{degree} batch {b}: "
+            f"+{sym['growth_kb'] / 1024:.1f} MiB = {sym['growth_over_raw']:.1f}x raw "
+            f"(+{raw['growth_kb'] / 1024:.1f} MiB), {sym['growth_over_batch_x_raw']:.2f} of batch x raw")
+    return {"model": label or model_spec, "degree": degree, "raw": raw, "rows": rows}
+
+
+def markdown(results) -> str:
+    lines = ["| model | atoms | L (G) | raw growth MiB | batch | symmetrized growth MiB "
+             "| / raw | / (batch x raw) |", "|---|---:|---|---:|---:|---:|---:|---:|"]
+    for result in results:
+        raw = result["raw"]
+        for r in result["rows"]:
+            lines.append(f"| {result['model']} | {raw['atoms']} | {result['degree']} ({r['rotations']}) "
+                         f"| {raw['growth_kb'] / 1024:.1f} | {r['batch_size']} "
+                         f"| {r['growth_kb'] / 1024:.1f} | {r['growth_over_raw']:.1f} "
+                         f"| {r['growth_over_batch_x_raw']:.2f} |")
+    return "\n".join(lines)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="analytic")
+    parser.add_argument("--structure", default="copper", help="'copper' (fcc cluster) or a file to replicate")
+    parser.add_argument("--atoms", type=int, default=1000)
+    parser.add_argument("--degree", type=int, default=5)
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8, 32, 64])
+    args = parser.parse_args()
+    sys.path.insert(0, str(HERE))
+    result = run(args.model, args.structure, args.atoms, args.degree, args.batch_sizes)
+    (HERE / "results").mkdir(exist_ok=True)
+    (HERE / "results" / "memory.json").write_text(json.dumps([result], indent=2))
+    print(markdown([result]))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,108 @@
+"""Smoke tests of the benchmark suite (benchmarks/run_all.py) on tiny inputs, so the
+harness cannot rot. No figure is checked here, only that every piece runs and
+reports what the suite's tables read; the correctness checks it does before timing
+(the metatomic tools agree with mdsym) are asserted."""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+sys.path.insert(0, str(BENCHMARKS))
+
+pytest.importorskip("metatomic_ase")
+
+
+def test_interleaved_timing_and_structures():
+    import common
+
+    calls = {"a": lambda: sum(range(100)), "b": lambda: sum(range(1000))}
+    times = common.interleaved(calls, repeats=3, budget_s=1.0)
+    assert set(times) == {"a", "b"} and all(t > 0 for t in times.values())
+    assert len(common.copper_cluster(10)) == 10
+    import ase.io
+
+    from mdsym.cli import STRUCTURES
+
+    ethanol = ase.io.read(STRUCTURES / "ethanol.xyz")
+    copies = common.replicate(ethanol, 100)
+    assert len(copies) == 99 and not copies.pbc.any()
+    positions = copies.positions.reshape(11, 9, 3)
+    gaps = np.linalg.norm(positions[1:, :, None] - positions[:1, None], axis=-1)
+    assert gaps.min() > 4.0  # copies do not interact
+    assert len(common.replicate(common.water_box(), 400)) == 48 * 8
+
+
+def test_counts_match_counted_calls():
+    import bench_counts
+
+    result = bench_counts.counts(max_degree=3)
+    rows = {r["degree"]: r for r in result["rows"]}
+    assert rows[1]["mdsym"] == 8 and rows[1]["SymmetrizedCalculator"] == 36
+    assert rows[3]["SymmetrizedModel"] == 48
+    for counted in bench_counts.verify_by_counting(degrees=(1,)):
+        for tool, expected in counted["expected"].items():
+            assert counted[tool] == expected, tool
+    assert "| L |" in bench_counts.markdown(result)
+
+
+def test_evaluation_piece_agrees_and_reports():
+    import bench_evaluation
+    import common
+
+    case = common.model_cases(include_pet=False)[0]
+    atoms = case["structure"](10)
+    pt = common.analytic_pt(atoms.numbers)
+    agreement = bench_evaluation.check_agreement(case, atoms, pt, 3)
+    assert agreement["SymmetrizedModel_vs_mdsym_lebedev"] < 1e-8
+    assert agreement["SymmetrizedCalculator_vs_mdsym"] < 1e-8  # model terms of degree <= 3
+    rows = bench_evaluation.measure(case, 10, [1], repeats=1, budget_s=0.1, pt=pt, log=lambda m: None)
+    row = rows[0]
+    assert row["rotations"] == {"mdsym": 8, "mdsym-on-pt": 8, "SymmetrizedCalculator": 36,
+                                "SymmetrizedModel": 24}
+    assert row["per_rotation_cost"]["mdsym"] > 0
+    assert "analytic" in bench_evaluation.markdown({"rows": rows})
+
+
+def test_memory_piece_runs_in_a_subprocess():
+    import bench_memory
+
+    result = bench_memory.run("analytic", "copper", 20, 1, (2,), log=lambda m: None)
+    assert result["raw"]["atoms"] == 20 and result["rows"][0]["rotations"] == 8
+    assert result["rows"][0]["growth_kb"] >= 0
+    assert "| analytic |" in bench_memory.markdown([result])
+
+
+def test_analysis_piece(tmp_path):
+    import bench_analysis
+
+    bench_analysis.synthetic_run(tmp_path / "run", 20, 10)
+    timings = bench_analysis.bench_frames(tmp_path / "run", 20)
+    assert timings["total_s"] > 0
+
+
+def test_ipi_slope_and_report():
+    import bench_ipi
+
+    assert bench_ipi.per_step(lambda n: 1.0 + 0.002 * n, 10, 110, repeats=1) == pytest.approx(2.0)
+    fake = {"natoms": 4, "structure": "x", "model": "analytic", "ase_ms_per_step": 1.0,
+            "ase_sym_ms_per_step": 10.0, "ipi_socket_ms_per_step": 2.0, "in_driver_ms_per_step": 12.0,
+            "cheapest_ms_per_step": 8.0, "ffrotations_ms_per_step": 60.0, "cheapest_size": 24,
+            "quadrature": {"name": "ipi-lebedev-3", "size": 36, "degree": 2},
+            "socket_extra_ms_vs_ase": 1.0, "socket_ratio_vs_ase": 2.0, "in_driver_speedup": 5.0,
+            "ffrotations_per_rotation_cost": 0.8, "in_driver_per_rotation_cost": 0.2}
+    assert "5.0x" in bench_ipi.markdown(fake)
+
+
+def test_run_all_writes_json_and_markdown(tmp_path):
+    import json
+
+    import run_all
+
+    run_all.main(["--quick", "--only", "counts", "--out", str(tmp_path)])
+    result = json.loads((tmp_path / "all.json").read_text())
+    assert result["counts"]["rows"] and not result["errors"]
+    text = (tmp_path / "all.md").read_text()
+    assert "1 torch thread" in text and "## Targets" in text
