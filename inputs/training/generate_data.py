@@ -8,13 +8,14 @@ Two systems:
   test set.
 - ``water``: 16 H2O molecules in a periodic cubic box at 1 g/cm^3. Periodic GFN2-xTB
   costs seconds per call, too much to drive the MD, so configurations are sampled by
-  classical Langevin MD at 400 K (0.5 fs step, one frame every 100 fs) with a flexible
+  classical Langevin MD at 400 K (0.5 fs step, 2 ps equilibration, one frame every 50 fs) with a flexible
   TIP3P water (ASE's TIP3P between molecules plus O-H and H-H springs inside them),
   then perturbed before labelling: Gaussian noise on positions (0.02 A for H, 0.01 A
   for O per component) and a random symmetric strain of the cell of at most 2% per
   component, so that the stress varies. Only the labels (energy, forces, stress) come
-  from GFN2-xTB. Two independent trajectories: seed 1 gives train (first 160 frames)
-  and validation (last 30), seed 2 the held-out test set (40 frames).
+  from GFN2-xTB (about 3-10 s per frame on one core). Two independent trajectories:
+  seed 1 gives train (first 80 frames) and validation (last 15), seed 2 the held-out
+  test set (25 frames).
 
 Everything is seeded; run ``python generate_data.py [ethanol|water|all]``. Outputs go
 to ``data/<system>-{train,val,test}.xyz`` (extended XYZ, eV, A, eV/A^3) next to this
@@ -177,7 +178,7 @@ def flexible_tip3p(atoms):
     return FlexibleTIP3P()
 
 
-def tip3p_trajectory(seed, n_frames, temperature=400.0, stride=200, equilibrate=10000):
+def tip3p_trajectory(seed, n_frames, temperature=400.0, stride=100, equilibrate=4000):
     """Langevin MD (0.5 fs) of flexible TIP3P water; one frame every ``stride`` steps."""
     atoms = water_box(seed=seed)
     atoms.calc = flexible_tip3p(atoms)
@@ -217,11 +218,11 @@ def label_all(configurations, seed):
 
 
 def make_water():
-    pool = label_all(tip3p_trajectory(1, 190), seed=11)
+    pool = label_all(tip3p_trajectory(1, 95), seed=11)
     write(STRUCTURES / "water-16.xyz", Atoms(pool[0].numbers, pool[0].positions,
                                              cell=pool[0].cell, pbc=True))
-    train, val = pool[:160], pool[160:]
-    test = label_all(tip3p_trajectory(2, 40), seed=12)
+    train, val = pool[:80], pool[80:]
+    test = label_all(tip3p_trajectory(2, 25), seed=12)
     return train, val, test
 
 

@@ -54,6 +54,24 @@ def aligned_copy(source: Path, target: Path, reference: Path):
     write(target, frames, format="extxyz")
 
 
+def export_final(work: Path, name: str, env: dict):
+    """Export the weights of the last epoch instead of metatrain's "best" ones.
+
+    The ``-noaug`` model is validated on unaligned frames (random orientations) on
+    purpose, so the validation error grows as it specialises to one orientation and
+    metatrain's best-by-validation model would be the barely trained one of epoch 1.
+    """
+    import metatomic.torch  # noqa: F401  (classes stored in the checkpoint)
+    import torch
+
+    checkpoint = torch.load(work / f"{name}.ckpt", weights_only=False, map_location="cpu")
+    checkpoint["best_model_state_dict"] = checkpoint["model_state_dict"]
+    checkpoint["best_epoch"] = checkpoint["epoch"]
+    torch.save(checkpoint, work / f"{name}-final.ckpt")
+    subprocess.run(["mtt", "export", f"{name}-final.ckpt", "-o", f"{name}.pt"], cwd=work,
+                   env=env, check=True)
+
+
 def no_augmentation():
     from metatrain.utils.augmentation import O3Augmenter
 
@@ -88,6 +106,8 @@ def main():
     start = time.time()
     subprocess.run(command, cwd=work, env=env, check=True)
     minutes = (time.time() - start) / 60
+    if noaug:
+        export_final(work, args.name, env)
     MODELS.mkdir(parents=True, exist_ok=True)
     shutil.copy(work / f"{args.name}.pt", MODELS / f"{args.name}.pt")
     (work / "training_minutes.txt").write_text(f"{minutes:.1f}\n")
