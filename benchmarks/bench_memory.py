@@ -3,8 +3,8 @@
 Each measurement runs in a fresh subprocess (one torch thread): it builds the model
 and the structure, warms nothing up, notes its resident set size, runs ONE
 evaluation (energy and forces, plus stress when periodic) and reports the growth of
-its RSS high-water mark (``resource.getrusage(RUSAGE_SELF).ru_maxrss``) over the RSS
-before the evaluation. torch's CPU allocator returns memory to the system, so this
+its RSS high-water mark (``VmHWM`` of ``/proc/self/status``, reset to the current RSS
+just before through ``/proc/self/clear_refs``) over the RSS before the evaluation. torch's CPU allocator returns memory to the system, so this
 is what the evaluation needed at its peak. Target: the symmetrized growth at batch
 size b is at most about b x the raw growth.
 
@@ -28,8 +28,28 @@ def _rss_kb() -> int:
     return pages * os.sysconf("SC_PAGE_SIZE") // 1024
 
 
+def _high_water_kb() -> int:
+    """This process's RSS high-water mark (VmHWM). ``ru_maxrss`` is not used: Linux
+    carries it over from the parent through fork + exec, so a child of a big
+    process would report the parent's peak."""
+    with open("/proc/self/status") as handle:
+        for line in handle:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    raise RuntimeError("no VmHWM in /proc/self/status")
+
+
+def _reset_high_water() -> bool:
+    """Reset VmHWM to the current RSS (Linux >= 4.0); False where not allowed."""
+    try:
+        with open("/proc/self/clear_refs", "w") as handle:
+            handle.write("5")
+        return True
+    except OSError:
+        return False
+
+
 def child(model_spec: str, structure: str, n_atoms: int, symmetrize: str, batch_size: int) -> dict:
-    import resource
     import warnings
 
     warnings.filterwarnings("ignore")
@@ -46,12 +66,14 @@ def child(model_spec: str, structure: str, n_atoms: int, symmetrize: str, batch_
     import gc
 
     gc.collect()
+    reset = _reset_high_water()
     before = _rss_kb()
-    peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak_before = _high_water_kb()
     atoms.get_forces()
-    peak_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak_after = _high_water_kb()
     return {"atoms": len(atoms), "symmetrize": symmetrize, "batch_size": batch_size,
             "rss_before_kb": before, "peak_before_kb": peak_before, "peak_after_kb": peak_after,
+            "high_water_reset": reset,
             "growth_kb": max(0, peak_after - before),
             "rotations": len(calc.symmetrizer.quadrature)}
 
