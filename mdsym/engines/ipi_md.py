@@ -382,6 +382,40 @@ def _stop(process, signum=signal.SIGTERM, wait=10.0):
         process.wait(timeout=10)
 
 
+def _die_with_parent():
+    """Child side of Popen (Linux): get SIGTERM when the parent dies, even by SIGKILL,
+    so a killed ``mdsym run`` never leaves i-PI or ``mdsym serve`` behind (i-PI then
+    soft-exits and writes its RESTART)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except Exception:
+        pass
+
+
+class _TerminateAsInterrupt:
+    """While running, SIGTERM and SIGHUP act like Ctrl-C (so cleanup runs)."""
+
+    def __enter__(self):
+        self.saved = {}
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGTERM, signal.SIGHUP):
+                self.saved[signum] = signal.signal(signum, self._raise)
+        return self
+
+    @staticmethod
+    def _raise(signum, frame):
+        raise KeyboardInterrupt
+
+    def __exit__(self, *exc):
+        for signum, handler in self.saved.items():
+            signal.signal(signum, handler)
+        return False
+
+
 def serve_command(config, socket_args) -> list:
     model = str(config["model"])
     if Path(model).exists():  # the client runs in RUN/ipi: make file paths absolute
@@ -437,7 +471,7 @@ def run_ipi(config: dict, rundir: RunDirectory, resume: bool = False, progress=N
     structure (the run directory's structure.xyz), ensemble (nve|nvt), thermostat
     (svr|langevin), timestep_fs, steps (the total length of the run, resume included),
     temperature_K, seed, stride, socket (unix|tcp), port, batch_size, and optional
-    thermostat_tau_fs (100), checkpoint_stride (100), min_distance_A,
+    thermostat_tau_fs (100), checkpoint_stride (100), latency (i-PI poll, 1e-4 s), min_distance_A,
     max_temperature_factor, address (unix socket name).
     ``progress``: an object with ``update(n)`` (tqdm-like) or a callable
     ``progress(step, total)``. Returns status, reason, steps, steps_done,
@@ -482,7 +516,7 @@ def run_ipi(config: dict, rundir: RunDirectory, resume: bool = False, progress=N
         port = check_port(config.get("port"), address)
         socket_args = ["--address", address, "--port", str(port)]
     block = socket_block("ffsocket", name="mdsym", mode=mode, address=address, port=port,
-                         pbc=periodic)
+                         pbc=periodic, latency=float(config.get("latency") or 1e-4))
 
     last_written = -1
     if resume:
@@ -532,12 +566,14 @@ def run_ipi(config: dict, rundir: RunDirectory, resume: bool = False, progress=N
     serve_log = open(workdir / f"{prefix}.serve.log", "w")
     started = time.monotonic()
     done_steps = 0
+    signals = _TerminateAsInterrupt().__enter__()
     try:
         ipi = subprocess.Popen([executable, input_file.name], cwd=workdir, stdout=ipi_log,
-                               stderr=subprocess.STDOUT, start_new_session=True)
+                               stderr=subprocess.STDOUT, start_new_session=True,
+                               preexec_fn=_die_with_parent)
         serve = subprocess.Popen(serve_command(config, socket_args), cwd=workdir,
                                  stdout=serve_log, stderr=subprocess.STDOUT,
-                                 start_new_session=True)
+                                 start_new_session=True, preexec_fn=_die_with_parent)
         reason = None
         while True:
             ipi_done = ipi.poll() is not None
@@ -583,6 +619,7 @@ def run_ipi(config: dict, rundir: RunDirectory, resume: bool = False, progress=N
         # i-PI traps SIGTERM/SIGINT and writes its RESTART before leaving
         _stop(ipi, signal.SIGTERM, wait=10.0)
         _stop(serve, signal.SIGTERM, wait=5.0)
+        signals.__exit__(None, None, None)
         ipi_log.close()
         serve_log.close()
         if socket_file and os.path.exists(socket_file):
