@@ -87,11 +87,15 @@ def equivariance(name: str, structure: Path) -> dict:
 
 
 def card(name: str) -> dict:
-    import metatrain
-    import tblite
+    from importlib.metadata import version
+
     from metatomic.torch import load_atomistic_model
 
     options = yaml.safe_load((HERE / f"{name}.yaml").read_text())
+    second = HERE / f"{name}-continue.yaml"
+    stages = [options["architecture"]]
+    if second.exists():
+        stages.append(yaml.safe_load(second.read_text())["architecture"])
     system = "water" if "water" in name else "ethanol"
     test_source = HERE / "data" / f"{system}-test.xyz"
     test_file = MODELS / f"{name}.test.xyz"
@@ -114,17 +118,19 @@ def card(name: str) -> dict:
         "file": f"mdsym/models/data/{name}.pt",
         "size_bytes": model_file.stat().st_size,
         "architecture": "PET (metatrain)",
-        "versions": {"metatrain": metatrain.__version__, "tblite": tblite.__version__},
+        "versions": {"metatrain": version("metatrain"), "tblite": version("tblite"),
+                     "metatomic-torch": version("metatomic-torch")},
         "n_parameters": int(sum(p.numel() for p in model.parameters())),
         "reference": "GFN2-xTB, tblite (tblite.ase.TBLite, method='GFN2-xTB')",
         "system": SYSTEMS[system]["description"],
         "structure": f"mdsym/data/structures/{SYSTEMS[system]['structure']}",
         "data": data,
-        "augmentation": ("none: metatrain's O3Augmenter switched off by train.py, training "
-                         "frames rotated into one orientation (Kabsch on ethanol.xyz)"
+        "augmentation": ("none: metatrain's O3Augmenter switched off by train.py; the model "
+                         "sees only the orientations of the MD frames"
                          if noaug else "metatrain default: random O(3) element per structure "
                          "per batch"),
         "hyperparameters": options["architecture"],
+        "training_stages": stages,
         "seed": options.get("seed"),
         "training_minutes_1_cpu_thread": (float(minutes.read_text()) if minutes.exists()
                                           else old.get("training_minutes_1_cpu_thread")),

@@ -24,13 +24,12 @@ NOTES = {
         "in periodic MD, not for production water simulations."),
     "pet-ethanol-noaug": (
         "The deliberately weakly symmetric variant of pet-ethanol: the same architecture "
-        "and data, but (1) metatrain's O(3) augmentation switched off (train.py replaces "
-        "`O3Augmenter.apply_random_augmentations` by the identity: PET's trainer has no "
-        "option for this), (2) every training frame rotated into one common orientation "
-        "(Kabsch alignment on ethanol.xyz, forces rotated with it), (3) half the epochs. "
-        "It has only ever seen ethanol in one orientation: away from it, its predictions "
-        "change with rotation, so raw and symmetrized dynamics differ visibly. Its "
-        "held-out errors are on the unaligned test frames (random orientations)."),
+        "and training data, but metatrain's O(3) augmentation switched off (train.py "
+        "replaces `O3Augmenter.apply_random_augmentations` by the identity: PET's trainer "
+        "has no option for this) and a single, shorter training stage (50 epochs instead "
+        "of 120 + 70). It learns what a rotation does only from the orientations the "
+        "molecule happens to take in the Langevin MD frames, so its equivariance error A "
+        "is larger than pet-ethanol's and raw and symmetrized dynamics differ visibly."),
 }
 
 
@@ -76,8 +75,15 @@ def render(name):
         f"- Augmentation: {card['augmentation']}",
         "- Model: " + ", ".join(f"{k} {v}" for k, v in model.items()),
         "- Training: " + ", ".join(f"{k} {v}" for k, v in training.items()
-                                   if k not in ("loss",)),
+                                   if k not in ("loss", "finetune")),
         f"- Loss: {json.dumps(training.get('loss'))}",
+    ]
+    for stage in card.get("training_stages", [])[1:]:
+        lines.append("- Second stage (`inputs/training/" + name + "-continue.yaml`, from the "
+                     "first stage's weights): " + ", ".join(
+                         f"{k} {v}" for k, v in stage["training"].items()
+                         if k in ("num_epochs", "learning_rate", "batch_size")))
+    lines += [
         "",
         "## Held-out errors against GFN2-xTB",
         "",

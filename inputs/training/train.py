@@ -13,10 +13,12 @@ machine-readable card (held-out errors, A) and the held-out test set next to it.
 transformation to every training batch and has no option to switch it off, so this
 script replaces ``O3Augmenter.apply_random_augmentations`` by the identity before
 calling metatrain (``--no-augmentation``, set by the YAML's name ending in ``-noaug``).
-Its training frames are, in addition, rotated into one common orientation (Kabsch
-alignment of each frame on the starting structure, forces rotated with it): the model
-then sees every molecule in (nearly) the same orientation and never learns what a
-rotation does, so its equivariance error A is large by construction.
+The model then learns what a rotation does only from the orientations that the
+molecule happens to take in the MD frames, and its equivariance error A is larger.
+
+``pet-ethanol`` is trained in two stages: ``pet-ethanol.yaml`` and then, when a file
+``<name>-continue.yaml`` exists, a second run from the first one's weights with a
+fresh learning-rate schedule (metatrain's full fine-tuning).
 """
 
 import argparse
@@ -30,46 +32,6 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 MODELS = ROOT / "mdsym" / "models" / "data"
-
-
-def aligned_copy(source: Path, target: Path, reference: Path):
-    """``source`` frames rotated (proper rotations only) onto ``reference``."""
-    import numpy as np
-    from ase.calculators.singlepoint import SinglePointCalculator
-    from ase.io import read, write
-    from scipy.spatial.transform import Rotation
-
-    ref = read(reference)
-    ref_c = ref.positions - ref.get_center_of_mass()
-    frames = []
-    for atoms in read(source, ":"):
-        energy, forces = atoms.get_potential_energy(), atoms.get_forces()
-        centred = atoms.positions - atoms.get_center_of_mass()
-        rotation, _ = Rotation.align_vectors(ref_c, centred, weights=atoms.get_masses())
-        matrix = rotation.as_matrix()
-        atoms.calc = None
-        atoms.positions = centred @ matrix.T
-        atoms.calc = SinglePointCalculator(atoms, energy=energy, forces=forces @ matrix.T)
-        frames.append(atoms)
-    write(target, frames, format="extxyz")
-
-
-def export_final(work: Path, name: str, env: dict):
-    """Export the weights of the last epoch instead of metatrain's "best" ones.
-
-    The ``-noaug`` model is validated on unaligned frames (random orientations) on
-    purpose, so the validation error grows as it specialises to one orientation and
-    metatrain's best-by-validation model would be the barely trained one of epoch 1.
-    """
-    import metatomic.torch  # noqa: F401  (classes stored in the checkpoint)
-    import torch
-
-    checkpoint = torch.load(work / f"{name}.ckpt", weights_only=False, map_location="cpu")
-    checkpoint["best_model_state_dict"] = checkpoint["model_state_dict"]
-    checkpoint["best_epoch"] = checkpoint["epoch"]
-    torch.save(checkpoint, work / f"{name}-final.ckpt")
-    subprocess.run(["mtt", "export", f"{name}-final.ckpt", "-o", f"{name}.pt"], cwd=work,
-                   env=env, check=True)
 
 
 def no_augmentation():
@@ -95,9 +57,6 @@ def main():
     (work / "data").unlink(missing_ok=True)
     (work / "data").symlink_to(HERE / "data")
     noaug = args.no_augmentation or args.name.endswith("-noaug")
-    if noaug and "ethanol" in args.name:
-        aligned_copy(HERE / "data" / "ethanol-train.xyz", HERE / "data" / "ethanol-train-aligned.xyz",
-                     ROOT / "mdsym" / "data" / "structures" / "ethanol.xyz")
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     command = [sys.executable, "-c", CHILD, str(int(noaug)), "train", str(options),
                "-o", f"{args.name}.pt"]
@@ -105,9 +64,16 @@ def main():
         command += ["-r", item]
     start = time.time()
     subprocess.run(command, cwd=work, env=env, check=True)
+    second = HERE / f"{args.name}-continue.yaml"
+    if second.exists():  # a second stage, continuing from the first one's weights
+        stage = work / "continue"
+        stage.mkdir(exist_ok=True)
+        command = [sys.executable, "-c", CHILD, str(int(noaug)), "train", str(second),
+                   "-o", f"{args.name}.pt", "-r",
+                   f"architecture.training.finetune.read_from={work / (args.name + '.ckpt')}"]
+        subprocess.run(command, cwd=stage, env=env, check=True)
+        shutil.copy(stage / f"{args.name}.pt", work / f"{args.name}.pt")
     minutes = (time.time() - start) / 60
-    if noaug:
-        export_final(work, args.name, env)
     MODELS.mkdir(parents=True, exist_ok=True)
     shutil.copy(work / f"{args.name}.pt", MODELS / f"{args.name}.pt")
     (work / "training_minutes.txt").write_text(f"{minutes:.1f}\n")
