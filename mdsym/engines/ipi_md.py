@@ -84,20 +84,15 @@ def ipi_version() -> str:
 
 
 def initial_velocities(atoms, temperature_K, seed) -> np.ndarray:
-    """The structure's velocities if it has any, else Maxwell-Boltzmann at
-    ``temperature_K`` from ``seed`` with the centre-of-mass motion removed."""
-    velocities = atoms.get_velocities()
-    if velocities is not None and np.any(velocities != 0):
-        return velocities
-    if not temperature_K:
-        return np.zeros((len(atoms), 3))
-    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
+    """The velocities the ASE engine would start from (``ase_md.initial_velocities``):
+    the structure's own if it has any, else Maxwell-Boltzmann at ``temperature_K``
+    from ``seed``, without net momentum (nor rotation if isolated)."""
+    from .ase_md import initial_velocities as start_velocities
 
     copy = atoms.copy()
-    MaxwellBoltzmannDistribution(copy, temperature_K=temperature_K,
-                                 rng=np.random.default_rng(seed))
-    Stationary(copy)
-    return copy.get_velocities()
+    start_velocities(copy, temperature_K, seed)
+    velocities = copy.get_velocities()
+    return np.zeros((len(atoms), 3)) if velocities is None else velocities
 
 
 def socket_block(kind: str, *, name, mode, address, port, pbc, batch_size=1,
