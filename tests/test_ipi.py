@@ -268,7 +268,8 @@ class ScriptedServer:
 
 
 def start_serve(tmp_path, name, *extra):
-    return subprocess.Popen(SERVE + ["--structure", str(CLUSTER), "--unix", name, "--wait", "30",
+    return subprocess.Popen(SERVE + ["--model", "analytic", "--structure", str(CLUSTER),
+                                     "--unix", name, "--wait", "30",
                                      *extra],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
@@ -356,7 +357,8 @@ def free_port() -> int:
 
 def test_serve_bad_inputs_are_one_line(tmp_path):
     def run(*args):
-        done = subprocess.run(SERVE + list(args), capture_output=True, text=True, timeout=60)
+        done = subprocess.run(SERVE + ["--model", "analytic"] + list(args), capture_output=True,
+                              text=True, timeout=60)
         lines = done.stderr.strip().splitlines()
         return done.returncode, lines
 
@@ -371,6 +373,12 @@ def test_serve_bad_inputs_are_one_line(tmp_path):
     assert code == 2 and len(lines) == 1 and "--unix" in lines[0]
     code, lines = run("--structure", str(CLUSTER), "--unix", "x", "--symmetrize", "o3:banana")
     assert code == 2 and len(lines) == 1
+    # a model that does not know the species (the last --model wins)
+    from mdsym.models import shipped
+
+    if "pet-ethanol" in shipped.names():
+        code, lines = run("--structure", str(CLUSTER), "--unix", "x", "--model", "pet-ethanol")
+        assert code == 2 and len(lines) == 1 and "species" in lines[0]
 
 
 def test_engine_bad_inputs_are_mdsym_errors(tmp_path, monkeypatch):
