@@ -48,7 +48,8 @@ from ase import units
 from ..errors import MdsymError
 from ..ipi import protocol as p
 from ..ipi.client import DEFAULT_SOCKETS_PREFIX, unix_path
-from ..rundir import RunDirectory
+from ..monitors import MonitorSettings, StabilityMonitor
+from ..rundir import RunDirectory, mechanics
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "data" / "ipi"
 TRAJECTORIES = (("pos", "positions"), ("vel", "velocities"), ("frc", "forces"))
@@ -300,17 +301,13 @@ def _parse_extras(text: str) -> dict:
 
 
 def thermo_row(step, data, masses, periodic) -> tuple:
-    """A ``thermo.csv`` row (ASE units) and the frame arrays of one i-PI step."""
+    """A ``thermo.csv`` row (the columns of ``mdsym.rundir``) and the frame arrays of one
+    i-PI step, converted from atomic units here."""
     _, time_au, potential, kinetic, conserved, temperature = data["thermo"][:6]
     positions = data["positions"] * p.BOHR
     velocities = data["velocities"] * p.AU_VELOCITY
     forces = data["forces"] * p.AU_FORCE
     cell = data["h"].T * p.BOHR if periodic else None
-    com = masses @ positions / masses.sum()
-    momentum = masses @ velocities
-    angular = np.sum(masses[:, None] * np.cross(positions - com, velocities), axis=0)
-    net_force = forces.sum(axis=0)
-    torque = np.cross(positions - com, forces).sum(axis=0)
     extras = data.get("extras", {})
     row = {
         "step": int(step), "time_fs": time_au * p.AU_TIME / units.fs,
@@ -319,41 +316,8 @@ def thermo_row(step, data, masses, periodic) -> tuple:
         "energy_rot_std_eV": extras.get("energy_rot_std", float("nan")),
         "forces_rot_std_eVA": extras.get("forces_rot_std", float("nan")),
     }
-    for k, axis in enumerate("xyz"):
-        row[f"p{axis}"] = momentum[k]
-        row[f"L{axis}"] = angular[k]
-        row[f"fnet_{axis}"] = net_force[k]
-        row[f"torque_{axis}"] = torque[k]
+    row.update(mechanics(positions, velocities, forces, masses))
     return row, positions, velocities, forces, cell
-
-
-def check_monitors(row, positions, forces, cell, config, periodic):
-    """The reason the run must stop at this step, or None."""
-    values = [row["potential_eV"], row["kinetic_eV"], row["conserved_eV"]]
-    if not np.all(np.isfinite(values)) or not np.all(np.isfinite(forces)):
-        return "non-finite energy or forces"
-    if not np.all(np.isfinite(positions)):
-        return "non-finite positions"
-    target = config.get("temperature_K")
-    factor = config.get("max_temperature_factor")
-    if target and factor and row["temperature_K"] > factor * target:
-        return (f"temperature {row['temperature_K']:.1f} K is above {factor:g} times the "
-                f"target {target:g} K")
-    threshold = config.get("min_distance_A")
-    if threshold:
-        from ..system import System
-
-        pbc = np.array([periodic] * 3)
-        system = System(positions, np.zeros(len(positions), np.int64),
-                        cell if periodic else np.zeros((3, 3)), pbc, np.ones(len(positions)))
-        pairs = system.neighbours(threshold, full=False)
-        if len(pairs.first):
-            shifts = pairs.shifts @ system.cell if periodic else 0.0
-            d = np.linalg.norm(positions[pairs.second] - positions[pairs.first] + shifts, axis=1)
-            k = int(np.argmin(d))
-            return (f"atoms {pairs.first[k]} and {pairs.second[k]} are {d[k]:.3f} A apart "
-                    f"(threshold {threshold:g} A)")
-    return None
 
 
 # --- processes ----------------------------------------------------------------------
@@ -488,6 +452,8 @@ def run_ipi(config: dict, rundir: RunDirectory, resume: bool = False, progress=N
     model.check_system(system)  # unknown species: one line now, not in the client
     periodic = system.periodic
     masses = system.masses
+    # the same monitors as the ASE engine, bonds judged against the initial structure
+    monitor = StabilityMonitor(atoms, config.get("temperature_K"), MonitorSettings.from_config(config))
     total = int(config["steps"])
     stride = max(1, int(config.get("stride") or 1))
     symmetrizing = str(config.get("symmetrize") or "none").split("+")[0] not in ("", "none")
@@ -580,7 +546,8 @@ def run_ipi(config: dict, rundir: RunDirectory, resume: bool = False, progress=N
                 last_written = step
                 done_steps += 1
                 _report(progress, step, total)
-                reason = check_monitors(row, positions, forces, cell, config, periodic)
+                reason = monitor.check(positions, cell, row["potential_eV"], forces,
+                                       row["temperature_K"])
                 if reason:
                     result["time_to_failure_fs"] = row["time_fs"]
                     break
