@@ -31,8 +31,8 @@ class MdsymCalculator(Calculator):
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)
         system = System.from_atoms(self.atoms)
-        wanted = ["energy", "forces"]
-        if system.periodic and self.model.has_stress:
+        wanted = ["energy", "forces"]  # both from one evaluation; the stress only on request
+        if "stress" in properties and system.periodic and self.model.has_stress:
             wanted.append("stress")
         results = self.symmetrizer(system, wanted)
         self.results = dict(results)
