@@ -77,13 +77,9 @@ def measure(model, system, max_degree: int = 3, inversion: bool = True, batch_si
             "A": equivariance_error(back[key], quadrature.weights),
             "B": B,
             "residual": max(0.0, 1.0 - sum(item["fraction"] for item in B)),
-            "mean": np.asarray(quadrature.weights @ back[key].reshape(len(quadrature), -1)).tolist()
-            if key == "energy" else None,
         }
-        if report[key]["mean"] is None:
-            del report[key]["mean"]
-        else:
-            report[key]["mean"] = float(report[key]["mean"][0])
+    # the group average of the energy: the prediction of the symmetrized model
+    report["energy"]["mean"] = float(quadrature.weights @ back["energy"])
     report["quadrature"] = quadrature.describe()
     report["max_degree"] = max_degree
     return report
