@@ -10,8 +10,8 @@ import click
 from .errors import MdsymError
 
 STRUCTURES = Path(__file__).parent / "data" / "structures"
-DEFAULT_STRUCTURE = STRUCTURES / "cu-cluster-55.xyz"
-DEFAULT_MODEL = "analytic"
+DEFAULT_STRUCTURE = STRUCTURES / "ethanol.xyz"
+DEFAULT_MODEL = "pet-ethanol"
 
 
 def structure_path(text) -> Path:

@@ -92,10 +92,11 @@ def card(name: str) -> dict:
     from metatomic.torch import load_atomistic_model
 
     options = yaml.safe_load((HERE / f"{name}.yaml").read_text())
-    second = HERE / f"{name}-continue.yaml"
     stages = [options["architecture"]]
-    if second.exists():
-        stages.append(yaml.safe_load(second.read_text())["architecture"])
+    for suffix in ("continue", "continue2"):
+        if (HERE / f"{name}-{suffix}.yaml").exists():
+            stages.append(yaml.safe_load((HERE / f"{name}-{suffix}.yaml").read_text())
+                          ["architecture"])
     system = "water" if "water" in name else "ethanol"
     test_source = HERE / "data" / f"{system}-test.xyz"
     test_file = MODELS / f"{name}.test.xyz"

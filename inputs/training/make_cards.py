@@ -78,9 +78,10 @@ def render(name):
                                    if k not in ("loss", "finetune")),
         f"- Loss: {json.dumps(training.get('loss'))}",
     ]
-    for stage in card.get("training_stages", [])[1:]:
-        lines.append("- Second stage (`inputs/training/" + name + "-continue.yaml`, from the "
-                     "first stage's weights): " + ", ".join(
+    for number, stage in enumerate(card.get("training_stages", [])[1:], start=2):
+        suffix = "continue" if number == 2 else f"continue{number - 1}"
+        lines.append(f"- Stage {number} (`inputs/training/{name}-{suffix}.yaml`, from the "
+                     "previous stage's weights): " + ", ".join(
                          f"{k} {v}" for k, v in stage["training"].items()
                          if k in ("num_epochs", "learning_rate", "batch_size")))
     lines += [

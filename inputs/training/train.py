@@ -16,9 +16,10 @@ calling metatrain (``--no-augmentation``, set by the YAML's name ending in ``-no
 The model then learns what a rotation does only from the orientations that the
 molecule happens to take in the MD frames, and its equivariance error A is larger.
 
-``pet-ethanol`` is trained in two stages: ``pet-ethanol.yaml`` and then, when a file
-``<name>-continue.yaml`` exists, a second run from the first one's weights with a
-fresh learning-rate schedule (metatrain's full fine-tuning).
+A model is trained in stages: ``<name>.yaml``, then, when the files exist,
+``<name>-continue.yaml`` and ``<name>-continue2.yaml``, each a run from the previous
+stage's weights with a fresh, lower learning-rate schedule (metatrain's full
+fine-tuning). pet-ethanol has three stages, pet-water two.
 """
 
 import argparse
@@ -64,15 +65,19 @@ def main():
         command += ["-r", item]
     start = time.time()
     subprocess.run(command, cwd=work, env=env, check=True)
-    second = HERE / f"{args.name}-continue.yaml"
-    if second.exists():  # a second stage, continuing from the first one's weights
-        stage = work / "continue"
+    previous = work
+    for suffix in ("continue", "continue2"):  # further stages, each from the last weights
+        options = HERE / f"{args.name}-{suffix}.yaml"
+        if not options.exists():
+            break
+        stage = work / suffix
         stage.mkdir(exist_ok=True)
-        command = [sys.executable, "-c", CHILD, str(int(noaug)), "train", str(second),
+        command = [sys.executable, "-c", CHILD, str(int(noaug)), "train", str(options),
                    "-o", f"{args.name}.pt", "-r",
-                   f"architecture.training.finetune.read_from={work / (args.name + '.ckpt')}"]
+                   f"architecture.training.finetune.read_from={previous / (args.name + '.ckpt')}"]
         subprocess.run(command, cwd=stage, env=env, check=True)
         shutil.copy(stage / f"{args.name}.pt", work / f"{args.name}.pt")
+        previous = stage
     minutes = (time.time() - start) / 60
     MODELS.mkdir(parents=True, exist_ok=True)
     shutil.copy(work / f"{args.name}.pt", MODELS / f"{args.name}.pt")
