@@ -20,6 +20,32 @@ def structure_path(text) -> Path:
     return shipped if not Path(text).exists() and shipped.exists() else Path(text)
 
 
+SMALL_SYSTEM_ATOMS = 256
+
+
+def configure_threads(threads: str, n_atoms: int) -> int:
+    """Set torch's intra-op threads: ``auto`` is 1 below SMALL_SYSTEM_ATOMS atoms
+    (small tensors gain nothing from threads, and lose a lot when another process
+    holds a core), torch's default otherwise; or an explicit number."""
+    import torch
+
+    if threads == "auto":
+        if n_atoms < SMALL_SYSTEM_ATOMS:
+            torch.set_num_threads(1)
+    else:
+        try:
+            count = int(threads)
+        except ValueError:
+            raise MdsymError(f"--threads must be 'auto' or a number, got {threads!r}") from None
+        if count < 1:
+            raise MdsymError(f"--threads must be at least 1, got {count}")
+        torch.set_num_threads(count)
+    return torch.get_num_threads()
+
+
+THREADS_HELP = f"torch threads: a number, or auto (1 below {SMALL_SYSTEM_ATOMS} atoms)."
+
+
 def one_line_errors(command):
     """Turn every failure into one line on stderr and a non-zero exit."""
 
@@ -68,9 +94,10 @@ def main(debug):
 @click.option("--forces", type=click.Choice(["auto", "conservative", "direct"]), default="auto",
               show_default=True, help="Conservative (autograd) or direct forces.")
 @click.option("--batch-size", default=64, show_default=True, type=int)
+@click.option("--threads", default="auto", show_default=True, help=THREADS_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @one_line_errors
-def equivariance(model, structure, degree, symmetrize, so3, forces, batch_size, as_json):
+def equivariance(model, structure, degree, symmetrize, so3, forces, batch_size, threads, as_json):
     """Equivariance error A and symmetry content B of a model on one structure."""
     from .metrics import measure
     from .models import load_model
@@ -84,6 +111,7 @@ def equivariance(model, structure, degree, symmetrize, so3, forces, batch_size, 
             f"--degree {degree} is outside what the quadratures provide (0 to {(MAX_DEGREE - 1) // 2})"
         )
     system = System.from_atoms(read_structure(structure_path(structure)))
+    configure_threads(threads, len(system))
     the_model = load_model(model, forces=forces)
     the_model.check_system(system)
     symmetrizer = Symmetrizer(the_model, symmetrize, batch_size=batch_size)
@@ -147,17 +175,21 @@ def equivariance(model, structure, degree, symmetrize, so3, forces, batch_size, 
 @click.option("--max-temperature-factor", default=5.0, show_default=True, type=float,
               help="Monitor: stop above this multiple of the target temperature (0 disables).")
 @click.option("--no-connectivity", is_flag=True, help="Monitor: do not watch bonds of molecules.")
+@click.option("--threads", default="auto", show_default=True, help=THREADS_HELP)
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @one_line_errors
 def run(resume, out, progress, no_connectivity, **options):
     """Run MD with any model, raw or symmetrized, in ASE or i-PI."""
     from .engines.run import Progress, default_out, resume_md, run_md
 
+    from .system import read_structure
+
     if resume:
         steps = options["steps"] if _given("--steps") else None
         from .rundir import RunDirectory
 
         config = RunDirectory(resume).read_info()["config"]
+        configure_threads(config.get("threads", "auto"), len(read_structure(config["structure"])))
         bar = Progress(steps or config["steps"], start=0, enabled=progress)
         try:
             info = resume_md(resume, steps=steps, progress=bar)
@@ -167,6 +199,7 @@ def run(resume, out, progress, no_connectivity, **options):
     else:
         options["structure"] = str(structure_path(options["structure"]))
         options["connectivity"] = not no_connectivity
+        configure_threads(options["threads"], len(read_structure(options["structure"])))
         out = out or str(default_out())
         bar = Progress(options["steps"], enabled=progress)
         try:

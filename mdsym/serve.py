@@ -16,7 +16,7 @@ import sys
 
 import click
 
-from .cli import DEFAULT_MODEL, one_line_errors, structure_path
+from .cli import DEFAULT_MODEL, THREADS_HELP, configure_threads, one_line_errors, structure_path
 
 
 @click.command()
@@ -48,10 +48,11 @@ from .cli import DEFAULT_MODEL, one_line_errors, structure_path
               help="Seed of the random rotations (--symmetrize random).")
 @click.option("--wait", default=0.0, show_default=True, type=float,
               help="Keep trying to connect for this many seconds.")
+@click.option("--threads", default="auto", show_default=True, help=THREADS_HELP)
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
 @one_line_errors
 def serve(model, structure, symmetrize, quadrature, forces, unix, address, port, sockets_prefix,
-          batch_size, seed, wait, quiet):
+          batch_size, seed, wait, threads, quiet):
     """Serve a model to an i-PI server over a socket (unix or TCP) until it says EXIT."""
     from .errors import MdsymError
     from .ipi.client import Client, Potential, load_quadrature, log_to_stderr
@@ -63,6 +64,7 @@ def serve(model, structure, symmetrize, quadrature, forces, unix, address, port,
     if not unix and port is None:
         raise MdsymError("give --unix NAME, or --port PORT (and --address HOST) to reach i-PI")
     atoms = read_structure(structure_path(structure))
+    configure_threads(threads, len(atoms))
     the_model = load_model(model, forces=forces)
     grid = load_quadrature(quadrature) if quadrature else None
     potential = Potential(the_model, atoms, symmetrize, batch_size=batch_size, seed=seed,

@@ -131,7 +131,8 @@ def test_resume_extends_a_finished_run(small_cluster, tmp_path):
     (["--model", "missing.pt"], "model file not found"),
     (["--timestep", "0"], "timestep must be positive"),
     (["--symmetrize", "o3:200"], "outside what mdsym provides"),
-    (["--symmetrize", "nettorque", "--structure", "cu-fcc-108"], "isolated"),
+    (["--symmetrize", "nettorque", "--structure", "cu-fcc-108", "--model", "analytic"], "isolated"),
+    (["--structure", "cu-fcc-108"], "does not know species Cu"),
 ])
 def test_bad_run_inputs_are_one_line(tmp_path, args, fragment):
     result = subprocess.run([sys.executable, "-m", "mdsym", "run", "--steps", "5", "--no-progress",

@@ -386,6 +386,7 @@ def serve_command(config, socket_args) -> list:
         "--forces", str(config.get("forces") or "auto"),
         "--batch-size", str(int(config.get("batch_size") or 64)),
         "--seed", str(int(config.get("seed") or 0)), "--wait", "120",
+        "--threads", str(config.get("threads") or "auto"),
     ]
     return command + socket_args
 

@@ -69,7 +69,10 @@ def run_md(config: dict, out, progress=None, overwrite: bool = False) -> dict:
     from ..models import load_model
     from ..system import System
 
-    load_model(config["model"], forces=config.get("forces") or "auto").check_system(System.from_atoms(atoms))
+    system = System.from_atoms(atoms)
+    load_model(config["model"], forces=config.get("forces") or "auto").check_system(system)
+    if SymmetrizeSpec.parse(config["symmetrize"]).remove_net_torque and system.periodic:
+        raise MdsymError("nettorque applies to isolated systems only (the structure is periodic)")
     rundir = RunDirectory(out)
     rundir.create(atoms, overwrite=overwrite)
     config["source_structure"] = str(config["structure"])
