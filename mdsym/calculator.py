@@ -19,7 +19,7 @@ class MdsymCalculator(Calculator):
 
     implemented_properties = ["energy", "free_energy", "forces", "stress"]
 
-    def __init__(self, model: Model, symmetrize="none", batch_size: int = 64, seed: int = 0, **kwargs):
+    def __init__(self, model: Model, symmetrize="none", batch_size=None, seed: int = 0, **kwargs):
         super().__init__(**kwargs)
         self.model = model
         self.symmetrizer = Symmetrizer(model, symmetrize, batch_size=batch_size, seed=seed)

@@ -93,7 +93,8 @@ def main(debug):
 @click.option("--so3", is_flag=True, help="Integrate over SO(3) only (no parity sectors).")
 @click.option("--forces", type=click.Choice(["auto", "conservative", "direct"]), default="auto",
               show_default=True, help="Conservative (autograd) or direct forces.")
-@click.option("--batch-size", default=64, show_default=True, type=int)
+@click.option("--batch-size", default=None, type=int,
+              help="Rotated copies per model call (default: chosen from the model and size).")
 @click.option("--threads", default="auto", show_default=True, help=THREADS_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @one_line_errors
@@ -160,8 +161,8 @@ def equivariance(model, structure, degree, symmetrize, so3, forces, batch_size, 
               help="none, random, o3:L, so3:L, [+netforce][+nettorque].")
 @click.option("--forces", type=click.Choice(["auto", "conservative", "direct"]), default="auto",
               show_default=True)
-@click.option("--batch-size", default=64, show_default=True, type=int,
-              help="Rotated copies evaluated together.")
+@click.option("--batch-size", default=None, type=int,
+              help="Rotated copies per model call (default: chosen from the model and size).")
 @click.option("--stride", default=10, show_default=True, type=int, help="Steps between frames.")
 @click.option("--out", "-o", type=click.Path(file_okay=False), default=None,
               help="Run directory (default runs/run-DATE-TIME).")

@@ -59,7 +59,7 @@ def symmetry_content(direct: np.ndarray, quadrature: quad.Quadrature, max_degree
     return content
 
 
-def measure(model, system, max_degree: int = 3, inversion: bool = True, batch_size: int = 64) -> dict:
+def measure(model, system, max_degree: int = 3, inversion: bool = True, batch_size=None) -> dict:
     """A and B of energy, forces (and stress when periodic) for ``model`` at ``system``."""
     quadrature = metrics_quadrature(max_degree, inversion)
     properties = ("energy", "forces", "stress") if system.periodic else ("energy", "forces")

@@ -41,9 +41,10 @@ from .cli import DEFAULT_MODEL, THREADS_HELP, configure_threads, one_line_errors
 @click.option("--port", type=int, help="Port of i-PI's TCP socket.")
 @click.option("--sockets-prefix", default="/tmp/ipi_", show_default=True,
               help="i-PI's <simulation sockets_prefix> for unix socket names.")
-@click.option("--batch-size", default=64, show_default=True, type=int,
-              help="Rotated copies evaluated per model call when symmetrizing "
-                   "(i-PI's own <batch_size> is read from its INIT message).")
+@click.option("--batch-size", default=None, type=int,
+              help="Rotated copies evaluated per model call when symmetrizing (default: "
+                   "chosen from the model and size; i-PI's own <batch_size> is read "
+                   "from its INIT message).")
 @click.option("--seed", default=0, show_default=True, type=int,
               help="Seed of the random rotations (--symmetrize random).")
 @click.option("--wait", default=0.0, show_default=True, type=float,

@@ -97,12 +97,12 @@ class SymmetrizeSpec:
 class Symmetrizer:
     """Average ``model`` over O(3) as ``spec`` says; results in the input frame."""
 
-    def __init__(self, model: Model, spec="none", batch_size: int = 64, seed: int = 0):
+    def __init__(self, model: Model, spec="none", batch_size=None, seed: int = 0):
         self.model = model
         self.spec = SymmetrizeSpec.parse(spec)
-        if batch_size < 1:
+        if batch_size is not None and batch_size < 1:
             raise MdsymError(f"batch size must be at least 1, got {batch_size}")
-        self.batch_size = int(batch_size)
+        self.batch_size = None if batch_size is None else int(batch_size)  # None: the model's
         self.rng = np.random.default_rng(seed)
         self.seed = seed
         if self.spec.mode == "grid":
@@ -133,9 +133,13 @@ class Symmetrizer:
         return forces
 
 
-def evaluate_back_rotated(model, system, quadrature, properties, batch_size=64) -> dict:
-    """Every copy's prediction brought back to the input frame: arrays over G."""
+def evaluate_back_rotated(model, system, quadrature, properties, batch_size=None) -> dict:
+    """Every copy's prediction brought back to the input frame: arrays over G.
+
+    ``batch_size`` copies go through the model together (None: the model's choice).
+    """
     properties = tuple(p for p in properties if p != "stress" or system.periodic)
+    batch_size = batch_size or model.batch_size_for(system)
     chunks = []
     for start in range(0, len(quadrature), batch_size):
         rotations = quadrature.rotations[start : start + batch_size]
@@ -148,7 +152,7 @@ def evaluate_back_rotated(model, system, quadrature, properties, batch_size=64) 
     return {key: np.concatenate([c[key] for c in chunks]) for key in chunks[0]}
 
 
-def average(model, system, quadrature, properties=("energy", "forces"), batch_size=64) -> dict:
+def average(model, system, quadrature, properties=("energy", "forces"), batch_size=None) -> dict:
     """Weighted mean over the quadrature, and the rotational std as ``<key>_rot_std``."""
     per_copy = evaluate_back_rotated(model, system, quadrature, properties, batch_size)
     weights = quadrature.weights

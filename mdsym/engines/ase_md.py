@@ -96,7 +96,7 @@ def run_ase(config: dict, rundir: RunDirectory, resume: bool = False, progress=N
     # the random streams of a resumed segment are seeded by the step it starts at
     segment_seed = seed + start_step
     atoms.calc = MdsymCalculator(model, config.get("symmetrize") or "none",
-                                 batch_size=int(config.get("batch_size") or 64), seed=segment_seed)
+                                 batch_size=config.get("batch_size"), seed=segment_seed)
     dynamics = make_integrator(atoms, config, segment_seed)
     dynamics.transferred_energy = exchanged
     reference_temperature = config.get("temperature_K") or atoms.get_temperature()

@@ -384,10 +384,11 @@ def serve_command(config, socket_args) -> list:
         "--model", model, "--structure", str(Path(config["structure"]).resolve()),
         "--symmetrize", str(config.get("symmetrize") or "none"),
         "--forces", str(config.get("forces") or "auto"),
-        "--batch-size", str(int(config.get("batch_size") or 64)),
         "--seed", str(int(config.get("seed") or 0)), "--wait", "120",
         "--threads", str(config.get("threads") or "auto"),
     ]
+    if config.get("batch_size"):
+        command += ["--batch-size", str(int(config["batch_size"]))]
     return command + socket_args
 
 

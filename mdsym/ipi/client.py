@@ -36,7 +36,7 @@ DEFAULT_SOCKETS_PREFIX = "/tmp/ipi_"
 class Potential:
     """An mdsym model (and symmetrization) seen from i-PI, in atomic units."""
 
-    def __init__(self, model, template, symmetrize="none", batch_size: int = 64, seed: int = 0,
+    def __init__(self, model, template, symmetrize="none", batch_size=None, seed: int = 0,
                  extras: bool = None, quadrature=None):
         self.template = template if isinstance(template, System) else System.from_atoms(template)
         self.model = model
