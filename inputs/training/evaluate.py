@@ -93,7 +93,7 @@ def card(name: str) -> dict:
 
     options = yaml.safe_load((HERE / f"{name}.yaml").read_text())
     stages = [options["architecture"]]
-    for suffix in ("continue", "continue2", "continue3"):
+    for suffix in ("continue", "continue2", "continue3", "continue4"):
         if (HERE / f"{name}-{suffix}.yaml").exists():
             stages.append(yaml.safe_load((HERE / f"{name}-{suffix}.yaml").read_text())
                           ["architecture"])

@@ -17,9 +17,9 @@ The model then learns what a rotation does only from the orientations that the
 molecule happens to take in the MD frames, and its equivariance error A is larger.
 
 A model is trained in stages: ``<name>.yaml``, then, when the files exist,
-``<name>-continue.yaml``, ``-continue2.yaml``, ``-continue3.yaml``, each a run from the previous
+``<name>-continue.yaml``, ``-continue2.yaml`` ... ``-continue4.yaml``, each a run from the previous
 stage's weights with a fresh, lower learning-rate schedule (metatrain's full
-fine-tuning). pet-ethanol has four stages, pet-water two.
+fine-tuning). pet-ethanol has five stages, pet-water two.
 """
 
 import argparse
@@ -66,7 +66,7 @@ def main():
     start = time.time()
     subprocess.run(command, cwd=work, env=env, check=True)
     previous = work
-    for suffix in ("continue", "continue2", "continue3"):  # from the last weights
+    for suffix in ("continue", "continue2", "continue3", "continue4"):  # from the last weights
         options = HERE / f"{args.name}-{suffix}.yaml"
         if not options.exists():
             break
