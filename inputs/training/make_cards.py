@@ -36,10 +36,10 @@ NOTES = {
         "and training data, but metatrain's O(3) augmentation switched off (train.py "
         "replaces `O3Augmenter.apply_random_augmentations` by the identity: PET's trainer "
         "has no option for this) and a single, shorter training stage (50 epochs instead "
-        "of pet-ethanol's four stages of 120 + 70 + 60 + 60). It learns what a rotation does only from the orientations the "
+        "of pet-ethanol's five stages of 120 + 70 + 60 + 60 + 60). It learns what a rotation does only from the orientations the "
         "molecule happens to take in the Langevin MD frames, so its equivariance error A "
-        "is larger than pet-ethanol's (forces: 0.043 against 0.0060 eV/A, 7 times; "
-        "energy: 0.046 against 0.010 eV), so raw and symmetrized dynamics differ more."),
+        "is larger than pet-ethanol's (forces: 0.043 against 0.0055 eV/A, 8 times; "
+        "energy: 0.046 against 0.0098 eV), so raw and symmetrized dynamics differ more."),
 }
 
 
