@@ -33,8 +33,11 @@ def properties_for(atoms):
     return ["energy", "forces", "stress"] if atoms.pbc.all() else ["energy", "forces"]
 
 
-def calculators(case, atoms, pt, degree, batch_size=64):
-    """name -> (calculator, number of rotations it averages over)."""
+def calculators(case, atoms, pt, degree, batch_size=None):
+    """name -> (calculator, number of rotations it averages over).
+
+    Each tool batches at its own default unless ``batch_size`` is given (mdsym: chosen
+    from the model and the system size; SymmetrizedModel: 32)."""
     from metatomic.torch import load_atomistic_model
     from metatomic.torch.o3 import SymmetrizedModel
     from metatomic_ase import MetatomicCalculator, SymmetrizedCalculator
@@ -49,7 +52,7 @@ def calculators(case, atoms, pt, degree, batch_size=64):
     calcs["SymmetrizedCalculator"] = SymmetrizedCalculator(MetatomicCalculator(str(pt)), l_max=degree)
     calcs["SymmetrizedModel"] = MetatomicCalculator(
         SymmetrizedModel.wrap(load_atomistic_model(str(pt)), max_angular_momentum_grid=degree,
-                              batch_size=batch_size))
+                              batch_size=batch_size or 32))
     sizes = {"mdsym": len(calcs["mdsym"].symmetrizer.quadrature),
              "mdsym-on-pt": len(calcs["mdsym"].symmetrizer.quadrature),
              "SymmetrizedCalculator": len(calcs["SymmetrizedCalculator"].quadrature_rotations),

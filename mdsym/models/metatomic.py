@@ -52,6 +52,14 @@ class MetatomicModel(TorchModel):
             raise MdsymError(f"metatomic model {path} has no non_conservative_force output")
         use_direct = self.direct_key is not None if forces == "auto" else forces == "direct"
         self.forces_kind = "direct" if use_direct else "conservative"
+        # in the model's own units (Angstrom, eV) the inner module can be called directly,
+        # as metatomic's SymmetrizedModel does: no per-system unit conversion and
+        # output checks on every rotated copy (3 ms of 25 for 8 copies of ethanol)
+        energy_unit = outputs["energy"].unit
+        self.direct_module = (
+            capabilities.length_unit.lower() in ("angstrom", "a") and energy_unit == "eV"
+            and not check_consistency
+        )
         self.requests = list(self.model.requested_neighbor_lists())
         # the first requested list is the one TorchModel rotates; others (rare) are
         # recomputed from the rotated positions and cells
@@ -98,7 +106,10 @@ class MetatomicModel(TorchModel):
             requested[self.direct_key] = ModelOutput(unit="eV/Angstrom", sample_kind="atom")
         options = ModelEvaluationOptions(length_unit="angstrom", outputs=requested)
         try:
-            predictions = self.model(systems, options, check_consistency=self.check_consistency)
+            if self.direct_module:
+                predictions = self.model.module(systems, requested, None)
+            else:
+                predictions = self.model(systems, options, check_consistency=self.check_consistency)
         except Exception as error:
             message = str(error).strip().splitlines()
             raise MdsymError(f"model {self.name} failed: {message[0] if message else error}") from None
