@@ -16,7 +16,8 @@ import sys
 
 import click
 
-from .cli import DEFAULT_MODEL, THREADS_HELP, configure_threads, one_line_errors, structure_path
+from .commands_common import (DEFAULT_MODEL, THREADS_HELP, configure_threads, one_line_errors,
+                              structure_path)
 
 
 @click.command()

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from ..cli import one_line_errors
+from ..commands_common import one_line_errors
 from ..errors import MdsymError
 
 
@@ -122,7 +122,7 @@ def compare(run_dirs, reference, out, reanalyze, every, degree, content, no_equi
 @one_line_errors
 def study(out, model, structure, specs, seeds, steps, timestep_fs, temperature, stride, every):
     """Raw vs symmetrized dynamics of one model: run, analyse, compare in one report."""
-    from ..cli import structure_path
+    from ..commands_common import structure_path
     from .study import DEFAULT_MODEL, run_study
 
     try:

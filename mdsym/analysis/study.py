@@ -67,7 +67,7 @@ def run_study(out, model: str = DEFAULT_MODEL, structure=None, specs=DEFAULT_SPE
               steps: int = 500, timestep_fs: float = 2.0, temperature_K: float = 300.0, stride: int = 5,
               every=None, degree: int = 2, engine: str = "ase", progress=print) -> dict:
     """Run, analyse and compare the study; returns ``compare_runs``' result."""
-    from ..cli import DEFAULT_STRUCTURE
+    from ..commands_common import DEFAULT_STRUCTURE
     from .compare import compare_runs
     from .report import analyze_run
 
