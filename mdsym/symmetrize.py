@@ -133,14 +133,13 @@ class Symmetrizer:
         return forces
 
 
-def evaluate_back_rotated(model, system, quadrature, properties, batch_size=None) -> dict:
-    """Every copy's prediction brought back to the input frame: arrays over G.
+def back_rotated_batches(model, system, quadrature, properties, batch_size=None):
+    """Yield ``(weights, predictions)`` batch by batch, predictions in the input frame.
 
     ``batch_size`` copies go through the model together (None: the model's choice).
     """
     properties = tuple(p for p in properties if p != "stress" or system.periodic)
     batch_size = batch_size or model.batch_size_for(system)
-    chunks = []
     for start in range(0, len(quadrature), batch_size):
         rotations = quadrature.rotations[start : start + batch_size]
         out = model.evaluate(system, rotations, properties)
@@ -148,20 +147,37 @@ def evaluate_back_rotated(model, system, quadrature, properties, batch_size=None
             out["forces"] = back_rotate_vectors(out["forces"], rotations)
         if "stress" in out:
             out["stress"] = back_rotate_tensors(out["stress"], rotations)
-        chunks.append(out)
+        yield quadrature.weights[start : start + batch_size], out
+
+
+def evaluate_back_rotated(model, system, quadrature, properties, batch_size=None) -> dict:
+    """Every copy's prediction brought back to the input frame: arrays over G."""
+    chunks = [out for _, out in back_rotated_batches(model, system, quadrature, properties, batch_size)]
     return {key: np.concatenate([c[key] for c in chunks]) for key in chunks[0]}
 
 
 def average(model, system, quadrature, properties=("energy", "forces"), batch_size=None) -> dict:
-    """Weighted mean over the quadrature, and the rotational std as ``<key>_rot_std``."""
-    per_copy = evaluate_back_rotated(model, system, quadrature, properties, batch_size)
-    weights = quadrature.weights
+    """Weighted mean over the quadrature, and the rotational std as ``<key>_rot_std``.
+
+    Accumulated batch by batch, so memory grows with the batch, not with the number
+    of rotations. The moments are taken about the first copy's prediction, which
+    keeps ``E[d^2] - E[d]^2`` free of cancellation when the mean is large.
+    """
+    reference, first, second = {}, {}, {}
+    for weights, out in back_rotated_batches(model, system, quadrature, properties, batch_size):
+        for key, values in out.items():
+            if key not in reference:
+                reference[key] = values[0].copy()
+                first[key] = np.zeros_like(reference[key])
+                second[key] = np.zeros_like(reference[key])
+            w = weights.reshape((-1,) + (1,) * (values.ndim - 1))
+            shifted = values - reference[key]
+            first[key] += np.sum(w * shifted, axis=0)
+            second[key] += np.sum(w * shifted**2, axis=0)
     results = {}
-    for key, values in per_copy.items():
-        w = weights.reshape((-1,) + (1,) * (values.ndim - 1))
-        mean = np.sum(w * values, axis=0)
-        variance = np.sum(w * (values - mean) ** 2, axis=0)
-        results[key] = mean
+    for key in reference:
+        variance = second[key] - first[key] ** 2
+        results[key] = reference[key] + first[key]
         results[f"{key}_rot_std"] = np.sqrt(np.maximum(variance, 0.0))
     results["energy"] = float(results["energy"])
     results["energy_rot_std"] = float(results["energy_rot_std"])
