@@ -104,7 +104,6 @@ class Symmetrizer:
             raise MdsymError(f"batch size must be at least 1, got {batch_size}")
         self.batch_size = None if batch_size is None else int(batch_size)  # None: the model's
         self.rng = np.random.default_rng(seed)
-        self.seed = seed
         if self.spec.mode == "grid":
             self.quadrature = quad.by_name(self.spec.family, self.spec.degree, self.spec.inversion)
         else:

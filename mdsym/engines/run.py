@@ -8,7 +8,6 @@ time and steps/s, and the final status in ``run.json``.
 import datetime
 import importlib.metadata
 import platform
-import shutil
 from pathlib import Path
 
 import click

@@ -90,7 +90,7 @@ class TorchModel(Model):
 
         ``positions`` is ``(B, N, 3)``, ``cells`` ``(B, 3, 3)``, ``edges`` the pair
         vectors ``(B, P, 3)``; ``neighbours`` holds the pair indices ``first`` and
-        ``second`` and the integer cell ``shifts``, shared by the whole batch.
+        ``second`` (and the input-frame pair ``vectors``), shared by the whole batch.
         """
 
     def neighbour_tensors(self, system: System) -> dict:
@@ -98,7 +98,6 @@ class TorchModel(Model):
         return {
             "first": torch.from_numpy(nl.first).to(self.device),
             "second": torch.from_numpy(nl.second).to(self.device),
-            "shifts": torch.from_numpy(nl.shifts).to(self.device, self.dtype),
             "vectors": torch.from_numpy(
                 system.positions[nl.second] - system.positions[nl.first] + nl.shifts @ system.cell
             ).to(self.device, self.dtype),
