@@ -129,9 +129,8 @@ class TorchModel(Model):
 
         results = {"energy": energy.detach().cpu().numpy().astype(np.float64)}
         if want_forces:
-            forces = -d_positions
-            forces = forces.index_add(1, neighbours["first"], d_edges)
-            forces = forces.index_add(1, neighbours["second"], d_edges, alpha=-1.0)
+            forces = -d_positions + pair_sums(d_edges, neighbours["first"], neighbours["second"],
+                                               positions.shape[1])
             results["forces"] = forces.detach().cpu().numpy()
         elif "forces" in properties:
             results["forces"] = outputs["forces"].detach().cpu().numpy().astype(np.float64)
@@ -147,6 +146,19 @@ class TorchModel(Model):
             raise MdsymError(f"model {self.name} cannot compute a stress")
         _check_finite(results, self.name)
         return results
+
+
+def pair_sums(values: torch.Tensor, first: torch.Tensor, second: torch.Tensor, n_atoms: int) -> torch.Tensor:
+    """``sum_{p: i -> j} v_p - sum_{p: j -> i} v_p`` per atom: (B, P, 3) -> (B, N, 3).
+
+    Accumulated pair-major, on (N, B, 3): torch's index_add along axis 0 is 5x
+    faster than along axis 1 of (B, N, 3) (64 copies x 1481 pairs: 0.1 against 0.5 ms).
+    """
+    pairs = values.transpose(0, 1).contiguous()  # (P, B, 3)
+    sums = torch.zeros((n_atoms,) + pairs.shape[1:], dtype=values.dtype, device=values.device)
+    sums.index_add_(0, first, pairs)
+    sums.index_add_(0, second, pairs, alpha=-1.0)
+    return sums.transpose(0, 1)
 
 
 def _check_finite(results: dict, name: str) -> None:
