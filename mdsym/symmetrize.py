@@ -147,6 +147,7 @@ def back_rotated_batches(model, system, quadrature, properties, batch_size=None)
         if "stress" in out:
             out["stress"] = back_rotate_tensors(out["stress"], rotations)
         yield quadrature.weights[start : start + batch_size], out
+        del out  # not held while the next batch is evaluated
 
 
 def evaluate_back_rotated(model, system, quadrature, properties, batch_size=None) -> dict:
@@ -173,6 +174,7 @@ def average(model, system, quadrature, properties=("energy", "forces"), batch_si
             shifted = values - reference[key]
             first[key] += np.sum(w * shifted, axis=0)
             second[key] += np.sum(w * shifted**2, axis=0)
+        del out, values, shifted  # not held while the next batch is evaluated
     results = {}
     for key in reference:
         variance = second[key] - first[key] ** 2
