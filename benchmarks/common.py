@@ -20,6 +20,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 THREADS = 1
+FAST_REPEATS = 50  # most timed calls of a fast callable (see ``interleaved``)
 
 
 def pin_threads(threads: int = THREADS) -> int:
@@ -36,21 +37,26 @@ def pin_threads(threads: int = THREADS) -> int:
     return threads
 
 
-def interleaved(calls: dict, repeats: int = 5, budget_s: float = 20.0) -> dict:
+def interleaved(calls: dict, repeats: int = 5, budget_s: float = 20.0, warmup: int = 3) -> dict:
     """Median seconds per call of each callable, timed in interleaved rounds.
 
-    Each callable is called once to warm up (and to learn its cost); then in round
-    ``r`` every callable whose own repeat count exceeds ``r`` runs once, so that
-    slow and fast ones are measured over the same stretch of machine time. A
-    callable's repeat count is ``repeats``, cut so that it spends at most about
-    ``budget_s`` seconds (at least one timed call).
+    Each callable is first called ``warmup`` times: TorchScript models (metatomic
+    .pt files) are profiled and re-optimised over their first calls for each input
+    shape, and a PET model needs three calls to settle (measured, 9-atom ethanol,
+    8 copies: 352, 527, 88, then 18-21 ms per call). The last warm-up call gives the
+    callable's cost. Then in round ``r`` every callable whose own repeat count
+    exceeds ``r`` runs once, so that slow and fast ones are measured over the same
+    stretch of machine time. A callable's repeat count is as many calls as fit in
+    ``budget_s`` seconds, at least one and at most ``max(repeats, FAST_REPEATS)``:
+    millisecond calls get enough samples for a stable median.
     """
     cost, counts, times = {}, {}, {name: [] for name in calls}
     for name, call in calls.items():
-        start = time.perf_counter()
-        call()
-        cost[name] = time.perf_counter() - start
-        counts[name] = max(1, min(repeats, int(budget_s / max(cost[name], 1e-9))))
+        for _ in range(max(1, warmup)):
+            start = time.perf_counter()
+            call()
+            cost[name] = time.perf_counter() - start
+        counts[name] = max(1, min(max(repeats, FAST_REPEATS), int(budget_s / max(cost[name], 1e-9))))
     for r in range(max(counts.values())):
         for name, call in calls.items():
             if r < counts[name]:

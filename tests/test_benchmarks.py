@@ -63,7 +63,26 @@ def test_evaluation_piece_agrees_and_reports():
     assert row["rotations"] == {"mdsym": 8, "mdsym-on-pt": 8, "SymmetrizedCalculator": 36,
                                 "SymmetrizedModel": 24}
     assert row["per_rotation_cost"]["mdsym"] > 0
+    # the speed-up splits exactly into fewer rotations x less time per rotation
+    for tool in ("SymmetrizedCalculator", "SymmetrizedModel"):
+        per_copy = row["per_copy_ms"][tool] / row["per_copy_ms"]["mdsym"]
+        assert row["speedup_of_mdsym"][tool] == pytest.approx(row["rotation_ratio"][tool] * per_copy)
     assert "analytic" in bench_evaluation.markdown({"rows": rows})
+
+
+def test_per_rotation_target_below_its_floor_is_not_judged():
+    """With G rotations a symmetrized call costs at least one raw call's fixed work,
+    so a per-rotation cost under 1/G is out of reach: reported, not judged."""
+    import run_all
+
+    def row(degree, g, cost):
+        return {"model": "analytic", "atoms": 100, "degree": degree, "rotations": {"mdsym": g},
+                "per_rotation_cost": {"mdsym": cost}}
+
+    found = run_all.targets({"evaluation": {"rows": [row(1, 8, 0.17), row(3, 48, 0.07),
+                                                     row(5, 120, 0.12)]}})
+    assert [holds for _, _, holds in found] == [None, True, False]
+    assert "1/G = 0.125" in found[0][1]
 
 
 def test_memory_piece_runs_in_a_subprocess():
