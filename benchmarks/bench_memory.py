@@ -1,23 +1,33 @@
 """Peak memory of a symmetrized evaluation vs a raw one, against the batch size.
 
-Each configuration runs in a fresh subprocess (one torch thread). It builds the
-model and the structure and makes one raw evaluation first, so that what torch and
-the neighbour-list code initialise once per process (about 10 MiB, the bulk of a
-first call at 1000 atoms) is not counted. Then, three times, it resets the RSS
-high-water mark (``VmHWM`` of ``/proc/self/status``, through
-``/proc/self/clear_refs``), runs ONE evaluation of the configuration (energy and
-forces, plus stress when periodic, atoms moved slightly each time) and records the
-growth of the high-water mark over the RSS just before; the median of the three is
-the figure. Target: the symmetrized growth at batch size b is at most b x the raw
-growth.
+Each configuration runs in a fresh subprocess (one torch thread) that builds the
+model and the structure and first makes three calls of the configuration being
+measured, unmeasured: what torch and the neighbour-list code initialise once per
+process (about 10 MiB at 1000 atoms), and what TorchScript allocates while it
+re-optimises a metatomic model over its first calls, are not counted. Then it
+resets the RSS high-water mark (``VmHWM`` of ``/proc/self/status``, through
+``/proc/self/clear_refs``), makes the measured calls (energy and forces, plus
+stress when periodic; atoms moved slightly each call) and records the growth of
+the high-water mark over the RSS just before.
 
-The children run with glibc's mmap threshold fixed at its default value
-(``MALLOC_MMAP_THRESHOLD_=131072``). With the dynamic default, glibc raises the
-threshold after the first large free, later blocks come from the heap and stay
-resident after torch frees them, and an evaluation after the first then reads as
-using less memory than it needs, even a negative amount (measured: -0.2 MiB for a
-raw call at 1000 Cu atoms that needs 5.5). The cold first call is recorded too
-(``cold_growth_kb``).
+- symmetrized, ``o3:L`` at batch size b: one call, i.e. G/b model calls of b copies;
+  the median over three such measurements;
+- raw: G consecutive calls, the same number of single-copy model calls as the
+  symmetrized call makes at batch 1, so that both see the same run of allocations
+  and frees; the median over three. One raw call alone is recorded too
+  (``single_call_growth_kb``); once warm the two agree within about 2%.
+
+Target: the symmetrized growth at batch size b is at most b x the raw growth.
+
+The children run with glibc's mmap threshold fixed at one page
+(``MALLOC_MMAP_THRESHOLD_=4096``): every block of a page or more is mapped when
+allocated and unmapped when freed, so the RSS follows the memory actually in use.
+With glibc's defaults (a 128 KiB threshold that rises after the first large free)
+freed blocks stay resident and are reused unseen: a warm call then reads as using
+less memory than it needs, even a negative amount (measured: -0.2 MiB for a raw
+call at 1000 Cu atoms that needs 5.3), and the small blocks of a one-copy call
+hide where the 8x larger blocks of an 8-copy call do not (PET, 99 atoms: batch 8
+read as 1.11 x 8 raw calls with a 128 KiB threshold, 1.01 with one page).
 
     python benchmarks/bench_memory.py [--atoms 1000] [--degree 5] [--batch-sizes 1 8 32 64]
 """
@@ -61,7 +71,9 @@ def _reset_high_water() -> bool:
 
 
 def child(model_spec: str, structure: str, n_atoms: int, symmetrize: str, batch_size: int,
-          repeats: int = 3) -> dict:
+          calls: int = 1, repeats: int = 3, warmup: int = 3) -> dict:
+    """Peak RSS growth over ``calls`` consecutive calls of one configuration, after
+    ``warmup`` unmeasured calls; the median over ``repeats`` measurements."""
     import gc
     import statistics
     import warnings
@@ -75,35 +87,37 @@ def child(model_spec: str, structure: str, n_atoms: int, symmetrize: str, batch_
     from mdsym import MdsymCalculator, load_model
 
     atoms = copper_cluster(n_atoms) if structure == "copper" else replicate(ase.io.read(structure), n_atoms)
-    model = load_model(model_spec)
-    calc = MdsymCalculator(model, symmetrize=symmetrize, batch_size=batch_size)
+    calc = MdsymCalculator(load_model(model_spec), symmetrize=symmetrize, batch_size=batch_size)
+    atoms.calc = calc
 
-    def one_evaluation(calculator, shift) -> int:
-        atoms.calc = calculator
-        atoms.positions[0, 0] += shift
+    def call():
+        atoms.positions[0, 0] += 1e-3
+        atoms.get_forces()
+
+    for _ in range(warmup):
+        call()
+    growths = []
+    for _ in range(repeats):
         gc.collect()
         _reset_high_water()
         before = _rss_kb()
-        atoms.get_forces()
-        return max(0, _high_water_kb() - before)
-
-    cold = one_evaluation(MdsymCalculator(model), 0.0)  # warm-up: a raw call
-    growths = [one_evaluation(calc, 1e-3) for _ in range(repeats)]
+        for _ in range(calls):
+            call()
+        growths.append(max(0, _high_water_kb() - before))
     return {"atoms": len(atoms), "symmetrize": symmetrize, "batch_size": batch_size,
-            "high_water_reset": _reset_high_water(), "cold_growth_kb": cold,
-            "growths_kb": growths, "growth_kb": statistics.median(growths),
-            "rotations": len(calc.symmetrizer.quadrature)}
+            "calls": calls, "high_water_reset": _reset_high_water(), "growths_kb": growths,
+            "growth_kb": statistics.median(growths), "rotations": len(calc.symmetrizer.quadrature)}
 
 
-#: glibc's default mmap threshold, made static (see the module docstring)
-FIXED_MMAP_THRESHOLD = {"MALLOC_MMAP_THRESHOLD_": "131072"}
+#: glibc's mmap threshold at one page (see the module docstring)
+FIXED_MMAP_THRESHOLD = {"MALLOC_MMAP_THRESHOLD_": "4096"}
 
 
-def measure_one(model_spec, structure, n_atoms, symmetrize, batch_size) -> dict:
+def measure_one(model_spec, structure, n_atoms, symmetrize, batch_size, calls=1) -> dict:
     """One configuration in a fresh child process (see ``child``)."""
     code = ("import json, sys; sys.path.insert(0, %r); import bench_memory as b; "
-            "print('RESULT' + json.dumps(b.child(%r, %r, %d, %r, %d)))"
-            % (str(HERE), model_spec, structure, n_atoms, symmetrize, batch_size))
+            "print('RESULT' + json.dumps(b.child(%r, %r, %d, %r, %d, %d)))"
+            % (str(HERE), model_spec, structure, n_atoms, symmetrize, batch_size, calls))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env={**__import__("os").environ, "OMP_NUM_THREADS": "1", **FIXED_MMAP_THRESHOLD},
                          timeout=900)
@@ -115,7 +129,11 @@ def measure_one(model_spec, structure, n_atoms, symmetrize, batch_size) -> dict:
 
 def run(model_spec="analytic", structure="copper", n_atoms=1000, degree=5,
         batch_sizes=(1, 8, 32, 64), label=None, log=print) -> dict:
-    raw = measure_one(model_spec, structure, n_atoms, "none", 1)
+    from mdsym.quadrature import cheapest
+
+    rotations = len(cheapest(degree, inversion=True))
+    raw = measure_one(model_spec, structure, n_atoms, "none", 1, calls=rotations)
+    raw["single_call_growth_kb"] = measure_one(model_spec, structure, n_atoms, "none", 1)["growth_kb"]
     rows = []
     for b in batch_sizes:
         sym = measure_one(model_spec, structure, n_atoms, f"o3:{degree}", b)
@@ -124,12 +142,14 @@ def run(model_spec="analytic", structure="copper", n_atoms=1000, degree=5,
         rows.append(sym)
         log(f"  memory {label or model_spec} N={raw['atoms']} o3:{degree} batch {b}: "
             f"+{sym['growth_kb'] / 1024:.2f} MiB = {sym['growth_over_raw']:.2f}x raw "
-            f"(+{raw['growth_kb'] / 1024:.2f} MiB), {sym['growth_over_batch_x_raw']:.2f} of batch x raw")
+            f"(+{raw['growth_kb'] / 1024:.2f} MiB over {rotations} raw calls, "
+            f"{raw['single_call_growth_kb'] / 1024:.2f} for one), "
+            f"{sym['growth_over_batch_x_raw']:.2f} of batch x raw")
     return {"model": label or model_spec, "degree": degree, "raw": raw, "rows": rows}
 
 
 def markdown(results) -> str:
-    lines = ["| model | atoms | L (G) | raw growth MiB | batch | symmetrized growth MiB "
+    lines = ["| model | atoms | L (G) | raw growth MiB (G calls) | batch | symmetrized growth MiB "
              "| / raw | / (batch x raw) |", "|---|---:|---|---:|---:|---:|---:|---:|"]
     for result in results:
         raw = result["raw"]
