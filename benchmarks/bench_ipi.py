@@ -5,10 +5,14 @@
 1. ms/step, ~100 atoms, analytic model, NVE, no outputs:
    - ASE ``VelocityVerlet`` + ``MdsymCalculator`` in-process;
    - i-PI + one ``mdsym serve`` over a unix socket;
-   - i-PI + the PES plugin inside i-PI (``<ffdirect>``, no socket): i-PI's own cost;
-   - ``mdsym.engines.ipi_md.run_ipi`` (the engine: per-step outputs converted to a
-     run directory while i-PI runs).
-   i-PI timings are differences of two run lengths, so start-up cancels out.
+   - i-PI + the PES plugin inside i-PI (``<ffdirect>``, no socket): i-PI's own cost.
+   i-PI runs are timed by i-PI itself: at verbosity ``high`` it logs the wall time
+   of every MD step (force requests, integration, outputs); the figure is the
+   median over the steps after the first two, best of ``repeats`` runs. The wall
+   time of a whole i-PI run is no use here: i-PI's start and exit go in steps of
+   one second (measured: runs of 20, 120 and 220 steps took 1.72, 2.72 and 3.72 s
+   and 1.72, 3.73 and 5.73 s), which is larger than the step costs compared.
+   ASE runs are timed in-process as the slope between a short and a long run.
 2. Symmetrized, same quadrature (i-PI's Lebedev grid of order 3 with inversion,
    36 elements, exact to degree 2): ASE in-process on that grid; one
    ``mdsym serve --quadrature`` averaging in-driver, batched; one
@@ -24,9 +28,11 @@ go to ``benchmarks/results/ipi.json`` and a markdown table on stdout.
 import argparse
 import json
 import os
+import re
 import platform
 import secrets
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -43,15 +49,18 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 from mdsym.cli import structure_path  # noqa: E402
 from mdsym.engines.ipi_md import (  # noqa: E402
-    initial_velocities, ipi_rotation_grid, render_input, run_ipi, socket_block, template)
-from mdsym.rundir import RunDirectory  # noqa: E402
+    initial_velocities, ipi_rotation_grid, render_input, socket_block, template)
 
 SERVE = [sys.executable, "-c", "from mdsym.cli import main; main()", "serve", "--quiet"]
 PES = ROOT / "drivers" / "mdsym_pes.py"
 
 
-def timed_ipi(workdir: Path, xml: str, clients) -> float:
-    """Wall seconds from starting i-PI (clients already waiting) to i-PI's exit."""
+STEP_TIME = re.compile(r"t/step:\s*([0-9.eE+-]+)")
+
+
+def ipi_ms_per_step(workdir: Path, xml: str, clients, skip: int = 2) -> float:
+    """Median ms per MD step as i-PI logs it (``verbosity='high'``), over the steps
+    after the first ``skip``; clients are started first and left waiting."""
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "input.xml").write_text(xml)
     processes = []
@@ -61,35 +70,44 @@ def timed_ipi(workdir: Path, xml: str, clients) -> float:
                                               stdout=open(workdir / f"client{k}.log", "w"),
                                               stderr=subprocess.STDOUT))
         time.sleep(4.0 if clients else 0.0)  # let the clients import torch and start polling
-        start = time.perf_counter()
         ipi = subprocess.Popen(["i-pi", "input.xml"], cwd=workdir, start_new_session=True,
                                stdout=open(workdir / "ipi.log", "w"), stderr=subprocess.STDOUT)
         processes.append(ipi)
         ipi.wait(timeout=600)
-        elapsed = time.perf_counter() - start
+        log = (workdir / "ipi.log").read_text()
         if ipi.returncode != 0:
-            raise RuntimeError((workdir / "ipi.log").read_text()[-2000:])
-        return elapsed
+            raise RuntimeError(log[-2000:])
     finally:
         for process in processes:
             if process.poll() is None:
                 os.killpg(process.pid, signal.SIGTERM)
                 process.wait(timeout=30)
+    return median_step_ms(log, skip)
+
+
+def median_step_ms(log: str, skip: int = 2) -> float:
+    """Median of the per-step wall times an i-PI log holds, in ms, first ``skip`` dropped."""
+    steps = [float(x) for x in STEP_TIME.findall(log)][skip:]
+    if not steps:
+        raise RuntimeError("no per-step timings in the i-PI log (verbosity='high'?)")
+    return 1000.0 * statistics.median(steps)
 
 
 def per_step(run, short: int, long: int, repeats: int = 2) -> float:
-    """ms/step as the slope between a short and a long run (best of ``repeats``)."""
+    """ms/step of an in-process run as the slope between a short and a long run
+    (best of ``repeats``): start-up cancels out."""
     t_short = min(run(short) for _ in range(repeats))
     t_long = min(run(long) for _ in range(repeats))
     return 1000.0 * (t_long - t_short) / (long - short)
 
 
 def measure(structure="cu-fcc-108", model="analytic", steps=500, sym_steps=60, grid_order=3,
-            repeats=2, engine=True, ffdirect=True, log=print) -> dict:
+            repeats=2, ffdirect=True, log=print) -> dict:
     """All the figures of this benchmark as a dict (ms/step and their ratios).
 
-    Plain runs: ``steps // 10`` and ``steps`` steps; symmetrized ones:
-    ``max(2, sym_steps // 6)`` and ``sym_steps``; ms/step is the slope, best of
+    ASE runs: slopes between ``steps // 10`` and ``steps`` steps (symmetrized:
+    ``max(2, sym_steps // 6)`` and ``sym_steps``), best of ``repeats``. i-PI runs:
+    ``steps`` (``sym_steps``) steps, the median of i-PI's own per-step times, best of
     ``repeats``. Symmetrized runs average over i-PI's Lebedev grid of ``grid_order``
     with inversion: ASE in-process and ``mdsym serve --quadrature`` on that grid,
     ``mdsym serve --symmetrize o3:D`` (mdsym's cheapest quadrature of the grid's
@@ -112,7 +130,8 @@ def measure(structure="cu-fcc-108", model="analytic", steps=500, sym_steps=60, g
     structure_file = str(scratch / "structure.xyz")
     results = {"structure": str(structure), "natoms": natoms, "model": model,
                "python": platform.python_version(), "cpus": os.cpu_count(),
-               "threads": 1, "method": f"slope between a short and a long run, best of {repeats}"}
+               "threads": 1, "method": f"i-PI: median of i-PI's per-step times; ASE: slope between a "
+                                         f"short and a long run; best of {repeats}"}
     grid = ipi_rotation_grid("lebedev", grid_order, inversion=True)
     np.savez(scratch / "grid.npz", rotations=grid.rotations, weights=grid.weights)
     from bench_counts import exactness_degree
@@ -144,16 +163,19 @@ def measure(structure="cu-fcc-108", model="analytic", steps=500, sym_steps=60, g
         block = socket_block("ffsocket", name="mdsym", mode="unix", address=name, port=None,
                              pbc=bool(atoms.pbc.all()))
         return name, render_input(atoms, atoms.get_velocities(), forcefield=block, total_steps=steps,
-                                  trajectories=False, checkpoint_stride=10**6)
+                                  trajectories=False, checkpoint_stride=10**6, verbosity="high")
 
     # 1b. i-PI + mdsym serve over a unix socket
     def socket_run(steps, extra=(), tag="socket"):
         name, xml = plain_xml(steps)
-        return timed_ipi(scratch / f"{tag}-{steps}-{secrets.token_hex(2)}", xml,
+        return ipi_ms_per_step(scratch / f"{tag}-{steps}-{secrets.token_hex(2)}", xml,
                          [SERVE + ["--model", model, "--structure", structure_file,
                                    "--unix", name, "--wait", "60", *extra]])
 
-    results["ipi_socket_ms_per_step"] = per_step(socket_run, short, long, repeats)
+    def best(run, steps):
+        return min(run(steps) for _ in range(repeats))
+
+    results["ipi_socket_ms_per_step"] = best(socket_run, long)
     log(f"i-PI + mdsym serve (unix): {results['ipi_socket_ms_per_step']:.3f} ms/step")
 
     # 1c. i-PI + the PES plugin in-process (ffdirect): i-PI's own per-step cost
@@ -162,27 +184,12 @@ def measure(structure="cu-fcc-108", model="analytic", steps=500, sym_steps=60, g
             name="mdsym", pbc=str(bool(atoms.pbc.all())).lower(), pes_path=str(PES),
             parameters=f"template: {structure_file}, model: {model}")
         xml = render_input(atoms, atoms.get_velocities(), forcefield=block, total_steps=steps,
-                           trajectories=False, checkpoint_stride=10**6)
-        return timed_ipi(scratch / f"direct-{steps}-{secrets.token_hex(2)}", xml, [])
+                           trajectories=False, checkpoint_stride=10**6, verbosity="high")
+        return ipi_ms_per_step(scratch / f"direct-{steps}-{secrets.token_hex(2)}", xml, [])
 
     if ffdirect:
-        results["ipi_ffdirect_ms_per_step"] = per_step(direct_run, short, long, repeats)
+        results["ipi_ffdirect_ms_per_step"] = best(direct_run, long)
         log(f"i-PI + ffdirect: {results['ipi_ffdirect_ms_per_step']:.3f} ms/step")
-
-    # 1d. the engine: run_ipi with per-step outputs converted into a run directory
-    def engine_run(steps):
-        rundir = RunDirectory(scratch / f"engine-{steps}-{secrets.token_hex(2)}")
-        rundir.create(atoms)
-        config = dict(model=model, symmetrize="none", structure=str(rundir.structure),
-                      ensemble="nve", timestep_fs=1.0, steps=steps, temperature_K=300.0,
-                      seed=1, stride=10, socket="unix", batch_size=64)
-        result = run_ipi(config, rundir)
-        assert result["status"] == "completed", result
-        return result["wall_time_s"]
-
-    if engine:
-        results["ipi_engine_ms_per_step"] = per_step(engine_run, short, long, repeats=1)
-        log(f"run_ipi engine: {results['ipi_engine_ms_per_step']:.3f} ms/step")
 
     # 2. symmetrized: in-driver batched averaging vs <ffrotations>, same grid
     def in_driver_run(steps):
@@ -199,16 +206,16 @@ def measure(structure="cu-fcc-108", model="analytic", steps=500, sym_steps=60, g
                              pbc=bool(atoms.pbc.all()), grid_mode="lebedev", grid_order=grid_order,
                              inversion=True)
         xml = render_input(atoms, atoms.get_velocities(), forcefield=block, total_steps=steps,
-                           trajectories=False, checkpoint_stride=10**6)
-        return timed_ipi(scratch / f"ffrot-{steps}-{secrets.token_hex(2)}", xml,
+                           trajectories=False, checkpoint_stride=10**6, verbosity="high")
+        return ipi_ms_per_step(scratch / f"ffrot-{steps}-{secrets.token_hex(2)}", xml,
                          [SERVE + ["--model", model, "--structure", structure_file,
                                    "--unix", name, "--wait", "60"]])
 
-    results["in_driver_ms_per_step"] = per_step(in_driver_run, s_short, s_long, repeats)
+    results["in_driver_ms_per_step"] = best(in_driver_run, s_long)
     log(f"in-driver averaging: {results['in_driver_ms_per_step']:.2f} ms/step")
-    results["cheapest_ms_per_step"] = per_step(cheapest_run, s_short, s_long, repeats)
+    results["cheapest_ms_per_step"] = best(cheapest_run, s_long)
     log(f"in-driver averaging, o3:{grid_degree}: {results['cheapest_ms_per_step']:.2f} ms/step")
-    results["ffrotations_ms_per_step"] = per_step(ffrotations_run, s_short, s_long, repeats)
+    results["ffrotations_ms_per_step"] = best(ffrotations_run, s_long)
     log(f"<ffrotations>: {results['ffrotations_ms_per_step']:.2f} ms/step")
 
     from mdsym import quadrature as quad
@@ -234,8 +241,7 @@ def markdown(r) -> str:
              "| path | ms/step | steps/s | vs ASE |", "|---|---:|---:|---:|"]
     for key, label in [("ase_ms_per_step", "ASE VelocityVerlet in-process, raw"),
                        ("ipi_ffdirect_ms_per_step", "i-PI + PES plugin (<ffdirect>), raw"),
-                       ("ipi_socket_ms_per_step", "i-PI + mdsym serve (unix socket), raw"),
-                       ("ipi_engine_ms_per_step", "mdsym run engine (i-PI, outputs converted), raw")]:
+                       ("ipi_socket_ms_per_step", "i-PI + mdsym serve (unix socket), raw")]:
         if key in r:
             lines.append(f"| {label} | {r[key]:.3f} | {1000 / r[key]:.0f} | {r[key] / r['ase_ms_per_step']:.2f}x |")
     q = r["quadrature"]

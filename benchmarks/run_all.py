@@ -65,7 +65,7 @@ def run_ipi(args):
     import bench_ipi
 
     if args.quick:
-        return bench_ipi.measure(steps=200, sym_steps=36, repeats=1, engine=False, log=log)
+        return bench_ipi.measure(steps=200, sym_steps=36, repeats=1, log=log)
     return bench_ipi.measure(steps=300, sym_steps=30, repeats=2, log=log)
 
 
@@ -194,7 +194,8 @@ def markdown(result) -> str:
             out.append("")
     if "ipi" in result:
         out += ["## MD: steps/s, raw and symmetrized, ASE and i-PI", "",
-                "ms/step are slopes between a short and a long run (start-up cancels).", "",
+                "i-PI runs: the median of i-PI's own per-step wall times (verbosity high); "
+                "ASE runs: slopes between a short and a long run (start-up cancels).", "",
                 bench_ipi.markdown(result["ipi"]), ""]
     if "analysis" in result:
         a = result["analysis"]

@@ -106,6 +106,11 @@ def test_ipi_slope_and_report():
     import bench_ipi
 
     assert bench_ipi.per_step(lambda n: 1.0 + 0.002 * n, 10, 110, repeats=1) == pytest.approx(2.0)
+    log = "\n".join(f" @simulation.run: Average timings at MD step {k:7d}. t/step: {t:10.5e}"
+                    for k, t in enumerate([0.5, 0.1, 0.004, 0.006, 0.005]))
+    assert bench_ipi.median_step_ms(log) == pytest.approx(5.0)  # the first two steps dropped
+    with pytest.raises(RuntimeError):
+        bench_ipi.median_step_ms("no timings here")
     fake = {"natoms": 4, "structure": "x", "model": "analytic", "ase_ms_per_step": 1.0,
             "ase_sym_ms_per_step": 10.0, "ipi_socket_ms_per_step": 2.0, "in_driver_ms_per_step": 12.0,
             "cheapest_ms_per_step": 8.0, "ffrotations_ms_per_step": 60.0, "cheapest_size": 24,

@@ -109,8 +109,10 @@ def socket_block(kind: str, *, name, mode, address, port, pbc, batch_size=1,
 def render_input(atoms, velocities, *, forcefield: str, forcefield_name="mdsym", prefix="seg0",
                  ensemble="nve", thermostat="svr", timestep_fs=1.0, total_steps=100,
                  temperature_K=300.0, tau_fs=100.0, seed=0, trajectories=True, extras=False,
-                 checkpoint_stride=100, thermo_stride=1) -> str:
-    """The i-PI input for an MD run of ``atoms`` (ASE units in, atomic units out)."""
+                 checkpoint_stride=100, thermo_stride=1, verbosity="low") -> str:
+    """The i-PI input for an MD run of ``atoms`` (ASE units in, atomic units out).
+
+    ``verbosity`` is i-PI's: at ``high`` it logs its wall time of every MD step."""
     if ensemble not in ("nve", "nvt"):
         raise MdsymError(f"unknown ensemble {ensemble!r}: use nve or nvt")
     thermostat_xml = ""
@@ -138,7 +140,7 @@ def render_input(atoms, velocities, *, forcefield: str, forcefield_name="mdsym",
                      "extras </trajectory>")
     labels = "[ " + ", ".join(f"'{s}'" for s in atoms.get_chemical_symbols()) + " ]"
     return template("md").substitute(
-        verbosity="low", safe_stride=1, prefix=prefix, thermo_stride=thermo_stride,
+        verbosity=verbosity, safe_stride=1, prefix=prefix, thermo_stride=thermo_stride,
         trajectories="\n".join(lines), checkpoint_stride=int(checkpoint_stride),
         total_steps=int(total_steps), seed=int(seed), forcefield=forcefield,
         forcefield_name=forcefield_name,
