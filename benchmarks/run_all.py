@@ -230,7 +230,9 @@ def markdown(result) -> str:
                 f"{eq['rotations_per_frame']} rotations/frame, analytic model) | {eq['frames_per_s']:.1f} |", ""]
     if "memory" in result:
         out += ["## Peak memory vs batch size", "",
-                "Growth of the RSS high-water mark during one evaluation, fresh subprocess each.", "",
+                "Growth of the RSS high-water mark over one symmetrized call (raw: over G calls), "
+                "fresh subprocess each, after three warm-up calls, glibc's mmap threshold at one page "
+                "(bench_memory.py says why).", "",
                 bench_memory.markdown(result["memory"]), ""]
     if result.get("errors"):
         out += ["## Pieces that failed", ""] + [f"- {k}: {v}" for k, v in result["errors"].items()] + [""]
