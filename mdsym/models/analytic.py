@@ -112,32 +112,41 @@ class AnalyticModel(torch.nn.Module):
     # over it, or the gradient of a (B, P, 1) factor, costs 10x a (P, B) sum) and on
     # index_add along axis 1, so ``edges`` (B, P, 3) is transposed once to (3, P, B).
 
+    def _pair_geometry(self, edges: torch.Tensor) -> Tuple[List[torch.Tensor], torch.Tensor, torch.Tensor]:
+        """Pair-major components ``[x, y, z]`` (P, B) of ``edges`` (B, P, 3), their
+        length ``r`` and the cosine of their angle with the axis."""
+        xyz = edges.permute(2, 1, 0).contiguous().unbind(0)
+        x, y, z = xyz[0], xyz[1], xyz[2]
+        n = self.axis
+        r = torch.sqrt(x * x + y * y + z * z)
+        return [x, y, z], r, (x * n[0] + y * n[1] + z * n[2]) / r
+
     def _atom_sums(self, components: List[torch.Tensor], atom_index: torch.Tensor,
-                   neighbour_index: torch.Tensor, n_atoms: int) -> List[torch.Tensor]:
+                   neighbour_index: torch.Tensor, n_atoms: int,
+                   neighbour_sign: float = -1.0) -> List[torch.Tensor]:
         """``sum_j v(r_ij)`` per atom, (N, B) per component, from half-list pair
-        components (P, B) (``v_ji = -v_ij``)."""
+        components (P, B): each pair counts ``v`` for its first atom and
+        ``neighbour_sign * v`` for its second (``v_ji = -v_ij`` by default)."""
         sums: List[torch.Tensor] = []
         for values in components:
             total = torch.zeros((n_atoms, values.shape[1]), dtype=values.dtype, device=values.device)
             total = total.index_add(0, atom_index, values)
-            sums.append(total.index_add(0, neighbour_index, values, alpha=-1.0))
+            sums.append(total.index_add(0, neighbour_index, values, alpha=neighbour_sign))
         return sums
 
     def _energy(self, edges: torch.Tensor, edge_index: torch.Tensor, n_atoms: int) -> torch.Tensor:
-        x, y, z = edges.permute(2, 1, 0).contiguous().unbind(0)  # (P, B) each
+        xyz, r, cos_axis = self._pair_geometry(edges)  # (P, B) each
         n = self.axis
-        r = torch.sqrt(x * x + y * y + z * z)
         fc = self._cutoff_function(r)
         decay = torch.exp(self.stiffness * (self.equilibrium - r))
         energy = ((self.depth * fc) * decay * (decay - 2.0)).sum(dim=0)  # (B,)
-        cos_axis = (x * n[0] + y * n[1] + z * n[2]) / r
         for degree, strength in self.bond_terms:
             # both directions of each pair: P_l is even for the even degrees allowed
             legendre = solid_harmonic(cos_axis, torch.ones_like(cos_axis), degree)
             energy = energy + (2.0 * strength) * (fc * legendre).sum(dim=0)
         if len(self.vector_terms) > 0:
             scale = fc / r  # fc(r) rhat = scale * e
-            weighted = [scale * x, scale * y, scale * z]
+            weighted = [scale * xyz[0], scale * xyz[1], scale * xyz[2]]
             a = self._atom_sums(weighted, edge_index[0], edge_index[1], n_atoms)  # (N, B) x 3
             a_axis = a[0] * n[0] + a[1] * n[1] + a[2] * n[2]
             a2 = a[0] * a[0] + a[1] * a[1] + a[2] * a[2]
@@ -156,23 +165,20 @@ class AnalyticModel(torch.nn.Module):
                 energy = energy + strength * term.sum(dim=0)
         return energy
 
-    def _direct_spurious(self, edges: torch.Tensor, edge_index: torch.Tensor, n_atoms: int):
-        x, y, z = edges.permute(2, 1, 0).contiguous().unbind(0)  # (P, B) each
-        n = self.axis
-        r = torch.sqrt(x * x + y * y + z * z)
+    def _direct_spurious(self, edges: torch.Tensor, edge_index: torch.Tensor, n_atoms: int) -> List[torch.Tensor]:
+        """The non-conservative forces, (N, B) per component."""
+        xyz, r, cos_axis = self._pair_geometry(edges)
         fc = self._cutoff_function(r)
-        cos_axis = (x * n[0] + y * n[1] + z * n[2]) / r
-        unit = [x / r, y / r, z / r]
-        forces = [torch.zeros((n_atoms, x.shape[1]), dtype=x.dtype, device=x.device) for _ in range(3)]
+        unit = [xyz[0] / r, xyz[1] / r, xyz[2] / r]
+        forces = [torch.zeros((n_atoms, r.shape[1]), dtype=r.dtype, device=r.device) for _ in range(3)]
         for degree, strength in self.direct_terms:
             # F_i gets P_l(c) u from the pair, F_j gets P_l(-c) (-u) = (-1)^(l+1) P_l(c) u
             factor = strength * fc * solid_harmonic(cos_axis, torch.ones_like(cos_axis), degree)
             sign = 1.0 if degree % 2 == 1 else -1.0
+            sums = self._atom_sums([factor * u for u in unit], edge_index[0], edge_index[1], n_atoms, sign)
             for k in range(3):
-                values = factor * unit[k]
-                forces[k] = forces[k].index_add(0, edge_index[0], values).index_add(
-                    0, edge_index[1], values, alpha=sign)
-        return torch.stack(forces, dim=0).permute(2, 1, 0)  # (B, N, 3)
+                forces[k] = forces[k] + sums[k]
+        return forces
 
     def forward(
         self,
@@ -192,7 +198,8 @@ class AnalyticModel(torch.nn.Module):
         leaf = edge_vectors.detach().requires_grad_(True)
         gradient = torch.autograd.grad([self._energy(leaf, edge_index, n_atoms).sum()], [leaf])[0]
         assert gradient is not None
-        zeros = torch.zeros_like(positions.detach())
-        forces = zeros.index_add(1, edge_index[0], gradient).index_add(1, edge_index[1], gradient, alpha=-1.0)
-        forces = forces + self._direct_spurious(edge_vectors.detach(), edge_index, n_atoms)
-        return {"energy": energy, "forces": forces}
+        conservative = self._atom_sums(gradient.permute(2, 1, 0).contiguous().unbind(0),
+                                       edge_index[0], edge_index[1], n_atoms)
+        spurious = self._direct_spurious(edge_vectors.detach(), edge_index, n_atoms)
+        forces = [conservative[k] + spurious[k] for k in range(3)]
+        return {"energy": energy, "forces": torch.stack(forces, dim=0).permute(2, 1, 0)}  # (B, N, 3)
