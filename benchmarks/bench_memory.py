@@ -99,13 +99,13 @@ def child(model_spec: str, structure: str, n_atoms: int, symmetrize: str, batch_
     growths = []
     for _ in range(repeats):
         gc.collect()
-        _reset_high_water()
+        reset = _reset_high_water()
         before = _rss_kb()
         for _ in range(calls):
             call()
         growths.append(max(0, _high_water_kb() - before))
     return {"atoms": len(atoms), "symmetrize": symmetrize, "batch_size": batch_size,
-            "calls": calls, "high_water_reset": _reset_high_water(), "growths_kb": growths,
+            "calls": calls, "high_water_reset": reset, "growths_kb": growths,
             "growth_kb": statistics.median(growths), "rotations": len(calc.symmetrizer.quadrature)}
 
 

@@ -141,7 +141,7 @@ def targets(result) -> list:
         for r in evaluation["rows"]:
             if r["model"] == "analytic":
                 continue
-            s, g = r["speedup_of_mdsym"], r["rotation_ratio"] if "rotation_ratio" in r else None
+            s, g = r["speedup_of_mdsym"], r.get("rotation_ratio")
             low = min(s.values())
             name = r["model"] + (" (STAND-IN)" if r["standin"] else "")
             measured = f"{s['SymmetrizedCalculator']:.1f}x / {s['SymmetrizedModel']:.1f}x"
