@@ -31,9 +31,7 @@ import os
 import re
 import platform
 import secrets
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -48,10 +46,11 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 from mdsym.cli import structure_path  # noqa: E402
+from mdsym.processes import command_for, mdsym_command, start, stop  # noqa: E402
 from mdsym.engines.ipi_md import (  # noqa: E402
     initial_velocities, ipi_rotation_grid, render_input, socket_block, template)
 
-SERVE = [sys.executable, "-c", "from mdsym.cli import main; main()", "serve", "--quiet"]
+SERVE = [*mdsym_command(), "serve", "--quiet"]
 PES = ROOT / "drivers" / "mdsym_pes.py"
 
 
@@ -66,12 +65,9 @@ def ipi_ms_per_step(workdir: Path, xml: str, clients, skip: int = 2) -> float:
     processes = []
     try:
         for k, command in enumerate(clients):
-            processes.append(subprocess.Popen(command, cwd=workdir, start_new_session=True,
-                                              stdout=open(workdir / f"client{k}.log", "w"),
-                                              stderr=subprocess.STDOUT))
+            processes.append(start(command, workdir, workdir / f"client{k}.log"))
         time.sleep(4.0 if clients else 0.0)  # let the clients import torch and start polling
-        ipi = subprocess.Popen(["i-pi", "input.xml"], cwd=workdir, start_new_session=True,
-                               stdout=open(workdir / "ipi.log", "w"), stderr=subprocess.STDOUT)
+        ipi = start([*command_for("i-pi"), "input.xml"], workdir, workdir / "ipi.log")
         processes.append(ipi)
         ipi.wait(timeout=600)
         log = (workdir / "ipi.log").read_text()
@@ -79,9 +75,7 @@ def ipi_ms_per_step(workdir: Path, xml: str, clients, skip: int = 2) -> float:
             raise RuntimeError(log[-2000:])
     finally:
         for process in processes:
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-                process.wait(timeout=30)
+            stop(process, wait=30)
     return median_step_ms(log, skip)
 
 

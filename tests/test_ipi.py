@@ -10,7 +10,6 @@ import secrets
 import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from mdsym.errors import MdsymError
 from mdsym.ipi import protocol as p
 from mdsym.ipi.client import Potential
 from mdsym.models import load_model
+from mdsym.processes import command_for, mdsym_command
 from mdsym.rundir import RunDirectory
 from mdsym.symmetrize import average
 from mdsym.system import System
@@ -32,7 +32,7 @@ pytest.importorskip("ipi")
 ROOT = Path(__file__).resolve().parent.parent
 CLUSTER = ROOT / "mdsym" / "data" / "structures" / "cu-cluster-55.xyz"
 PES = ROOT / "drivers" / "mdsym_pes.py"
-SERVE = [sys.executable, "-c", "from mdsym.cli import main; main()", "serve"]
+SERVE = [*mdsym_command(), "serve"]
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -76,7 +76,7 @@ def run_ipi_input(tmp_path, xml, clients, timeout=120.0):
         # clients first: they retry until i-PI opens its socket, so all are there at step 0
         for k, command in enumerate(clients):
             processes.append(start(command, tmp_path, f"client{k}.log"))
-        ipi = start(["i-pi", "input.xml"], tmp_path, "ipi.log")
+        ipi = start([*command_for("i-pi"), "input.xml"], tmp_path, "ipi.log")
         processes.append(ipi)
         deadline = time.monotonic() + timeout
         while ipi.poll() is None:
@@ -214,7 +214,7 @@ def test_ipi_py_driver_and_ffdirect_use_the_pes_plugin(tmp_path):
     name = unique_name("pes")
     block = socket_block("ffsocket", name="mdsym", mode="unix", address=name, port=None, pbc=False)
     xml = render_input(atoms, atoms.get_velocities(), forcefield=block, total_steps=2)
-    driver = ["i-pi-py_driver", "-m", "custom", "-P", str(PES), "-u", "-a", name,
+    driver = [*command_for("i-pi-py_driver"), "-m", "custom", "-P", str(PES), "-u", "-a", name,
               "-o", f"template={tmp_path / 'structure.xyz'},model=analytic,symmetrize=o3:2"]
     run_ipi_input(tmp_path, xml, [driver])
     step = first_step(tmp_path, len(atoms))
@@ -402,8 +402,11 @@ def test_engine_bad_inputs_are_mdsym_errors(tmp_path, monkeypatch):
             ipi_md.run_ipi(nve_config(rundir, socket="tcp", port=port), rundir)
     with pytest.raises(MdsymError, match="Python object"):
         ipi_md.run_ipi(nve_config(rundir, model=load_model("analytic")), rundir)
-    monkeypatch.setattr(ipi_md.shutil, "which", lambda name: None)
-    with pytest.raises(MdsymError, match="i-PI is not installed"):
+    from mdsym import processes
+
+    monkeypatch.setattr(processes, "_script_dirs", lambda: [tmp_path / "nowhere"])
+    monkeypatch.setattr(processes.shutil, "which", lambda name: None)
+    with pytest.raises(MdsymError, match="cannot find 'i-pi'.*pip install ipi"):
         ipi_md.run_ipi(nve_config(rundir), rundir)
 
 

@@ -32,12 +32,9 @@ say what happened.
 import ast
 import os
 import secrets
-import shutil
 import signal
 import socket
 import string
-import subprocess
-import sys
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -49,6 +46,9 @@ from ..errors import MdsymError
 from ..ipi import protocol as p
 from ..ipi.client import DEFAULT_SOCKETS_PREFIX, unix_path
 from ..monitors import MonitorSettings, StabilityMonitor
+from ..processes import command_for, mdsym_command
+from ..processes import start as start_process
+from ..processes import stop as stop_process
 from ..rundir import RunDirectory, mechanics
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "data" / "ipi"
@@ -62,14 +62,6 @@ def template(name: str) -> string.Template:
 
 def xml_array(values) -> str:
     return "[ " + ", ".join(repr(float(x)) for x in np.ravel(values)) + " ]"
-
-
-def find_ipi() -> str:
-    """The ``i-pi`` executable, or one clear line."""
-    executable = shutil.which("i-pi")
-    if executable is None:
-        raise MdsymError("i-PI is not installed (no 'i-pi' command on PATH): pip install ipi")
-    return executable
 
 
 def ipi_version() -> str:
@@ -325,36 +317,6 @@ def thermo_row(step, data, masses, periodic) -> tuple:
 # --- processes ----------------------------------------------------------------------
 
 
-def _stop(process, signum=signal.SIGTERM, wait=10.0):
-    """Signal a process group, wait, then kill it. Safe on a process already gone."""
-    if process is None or process.poll() is not None:
-        return
-    try:
-        os.killpg(process.pid, signum)
-    except ProcessLookupError:
-        return
-    try:
-        process.wait(timeout=wait)
-    except subprocess.TimeoutExpired:
-        try:
-            os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        process.wait(timeout=10)
-
-
-def _die_with_parent():
-    """Child side of Popen (Linux): get SIGTERM when the parent dies, even by SIGKILL,
-    so a killed ``mdsym run`` never leaves i-PI or ``mdsym serve`` behind (i-PI then
-    soft-exits and writes its RESTART)."""
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except Exception:
-        pass
-
-
 class _TerminateAsInterrupt:
     """While running, SIGTERM and SIGHUP act like Ctrl-C (so cleanup runs)."""
 
@@ -382,7 +344,7 @@ def serve_command(config, socket_args) -> list:
     if Path(model).exists():  # the client runs in RUN/ipi: make file paths absolute
         model = str(Path(model).resolve())
     command = [
-        sys.executable, "-c", "from mdsym.cli import main; main()", "serve",
+        *mdsym_command(), "serve",
         "--model", model, "--structure", str(Path(config["structure"]).resolve()),
         "--symmetrize", str(config.get("symmetrize") or "none"),
         "--forces", str(config.get("forces") or "auto"),
@@ -444,7 +406,7 @@ def run_ipi(config: dict, rundir: RunDirectory, resume: bool = False, progress=N
     from ..system import System, read_structure
 
     rundir = RunDirectory(rundir) if not isinstance(rundir, RunDirectory) else rundir
-    executable = find_ipi()
+    ipi_command = command_for("i-pi")
     if not isinstance(config.get("model"), (str, os.PathLike)):
         raise MdsymError(
             "the i-PI engine runs the model in a separate 'mdsym serve' process, which needs "
@@ -527,18 +489,13 @@ def run_ipi(config: dict, rundir: RunDirectory, resume: bool = False, progress=N
               "ipi": {"version": ipi_version(), "workdir": str(workdir), "segment": segment,
                       "socket": mode, "address": address, "port": port}}
     ipi = serve = None
-    ipi_log = open(workdir / f"{prefix}.ipi.log", "w")
-    serve_log = open(workdir / f"{prefix}.serve.log", "w")
     started = time.monotonic()
     done_steps = 0
     signals = _TerminateAsInterrupt().__enter__()
     try:
-        ipi = subprocess.Popen([executable, input_file.name], cwd=workdir, stdout=ipi_log,
-                               stderr=subprocess.STDOUT, start_new_session=True,
-                               preexec_fn=_die_with_parent)
-        serve = subprocess.Popen(serve_command(config, socket_args), cwd=workdir,
-                                 stdout=serve_log, stderr=subprocess.STDOUT,
-                                 start_new_session=True, preexec_fn=_die_with_parent)
+        ipi = start_process([*ipi_command, input_file.name], workdir, workdir / f"{prefix}.ipi.log")
+        serve = start_process(serve_command(config, socket_args), workdir,
+                              workdir / f"{prefix}.serve.log")
         reason = None
         while True:
             ipi_done = ipi.poll() is not None
@@ -583,11 +540,9 @@ def run_ipi(config: dict, rundir: RunDirectory, resume: bool = False, progress=N
         result["steps_done"] = max(last_written, 0)
     finally:
         # i-PI traps SIGTERM/SIGINT and writes its RESTART before leaving
-        _stop(ipi, signal.SIGTERM, wait=10.0)
-        _stop(serve, signal.SIGTERM, wait=5.0)
+        stop_process(ipi, signal.SIGTERM, wait=10.0)
+        stop_process(serve, signal.SIGTERM, wait=5.0)
         signals.__exit__(None, None, None)
-        ipi_log.close()
-        serve_log.close()
         if socket_file and os.path.exists(socket_file):
             try:
                 os.unlink(socket_file)
