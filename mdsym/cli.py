@@ -10,14 +10,24 @@ from .commands_common import (  # noqa: F401  (re-exported: tests and benchmarks
     DEFAULT_STRUCTURE,
     STRUCTURES,
     THREADS_HELP,
+    YES_HELP,
+    OneLineGroup,
+    check_cost,
     configure_threads,
     one_line_errors,
     structure_path,
 )
+from .engines.run import DEFAULT_TIMESTEP_FS
 from .errors import MdsymError
+from .quadrature import MAX_DEGREE
+
+POSITIVE = click.FloatRange(min=0, min_open=True)
+NON_NEGATIVE = click.FloatRange(min=0)
+#: Largest --degree of B: its quadrature must be exact to 2 L + 1.
+MAX_CONTENT_DEGREE = (MAX_DEGREE - 1) // 2
 
 
-@click.group()
+@click.group(cls=OneLineGroup)
 @click.version_option(package_name="mdsym")
 @click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")
 def main(debug):
@@ -30,31 +40,33 @@ def main(debug):
               help="Shipped model name, model file (.pt) or analytic[:TERMS].")
 @click.option("--structure", "-s", default=str(DEFAULT_STRUCTURE), show_default=True,
               help="Structure file readable by ASE, or a shipped structure name.")
-@click.option("--degree", "-L", default=3, show_default=True, type=int,
+@click.option("--degree", "-L", default=3, show_default=True,
+              type=click.IntRange(0, MAX_CONTENT_DEGREE),
               help="Largest lambda of the symmetry content B.")
 @click.option("--symmetrize", default="none", show_default=True,
               help="Measure the model symmetrized by this spec (none, random, o3:L, so3:L...).")
 @click.option("--so3", is_flag=True, help="Integrate over SO(3) only (no parity sectors).")
 @click.option("--forces", type=click.Choice(["auto", "conservative", "direct"]), default="auto",
               show_default=True, help="Conservative (autograd) or direct forces.")
-@click.option("--batch-size", default=None, type=int,
+@click.option("--batch-size", default=None, type=click.IntRange(min=1),
               help="Rotated copies per model call (default: chosen from the model and size).")
 @click.option("--threads", default="auto", show_default=True, help=THREADS_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option("--yes", "-y", is_flag=True, help=YES_HELP)
 @one_line_errors
-def equivariance(model, structure, degree, symmetrize, so3, forces, batch_size, threads, as_json):
+def equivariance(model, structure, degree, symmetrize, so3, forces, batch_size, threads, as_json,
+                 yes):
     """Equivariance error A and symmetry content B of a model on one structure."""
-    from .metrics import measure
+    from .metrics import measure, metrics_quadrature
     from .models import load_model
     from .models.symmetrized import SymmetrizedModel
-    from .quadrature import MAX_DEGREE
-    from .symmetrize import Symmetrizer
+    from .symmetrize import Symmetrizer, SymmetrizeSpec
     from .system import System, read_structure
 
-    if degree < 0 or 2 * degree + 1 > MAX_DEGREE:
-        raise MdsymError(
-            f"--degree {degree} is outside what the quadratures provide (0 to {(MAX_DEGREE - 1) // 2})"
-        )
+    evaluations = (len(metrics_quadrature(degree, inversion=not so3))
+                   * SymmetrizeSpec.parse(symmetrize).evaluations_per_call())
+    what = f"--degree {degree}" + (f" with --symmetrize {symmetrize}" if symmetrize != "none" else "")
+    check_cost(evaluations, yes, what, per="structure")
     system = System.from_atoms(read_structure(structure_path(structure)))
     configure_threads(threads, len(system))
     the_model = load_model(model, forces=forces)
@@ -94,45 +106,50 @@ def equivariance(model, structure, degree, symmetrize, so3, forces, batch_size, 
 @click.option("--ensemble", type=click.Choice(["nve", "nvt"]), default="nvt", show_default=True)
 @click.option("--thermostat", type=click.Choice(["svr", "langevin"]), default="svr", show_default=True,
               help="NVT thermostat: stochastic velocity rescaling (Bussi) or Langevin.")
-@click.option("--timestep", "timestep_fs", default=0.5, show_default=True, type=float, help="fs")
-@click.option("--steps", default=1000, show_default=True, type=int)
-@click.option("--temperature", "temperature_K", default=300.0, show_default=True, type=float,
+@click.option("--timestep", "timestep_fs", default=DEFAULT_TIMESTEP_FS, show_default=True,
+              type=POSITIVE, help="fs")
+@click.option("--steps", default=1000, show_default=True, type=click.IntRange(min=1))
+@click.option("--temperature", "temperature_K", default=300.0, show_default=True, type=NON_NEGATIVE,
               help="K: thermostat target (nvt) and initial velocities.")
-@click.option("--tau", "thermostat_tau_fs", default=100.0, show_default=True, type=float,
+@click.option("--tau", "thermostat_tau_fs", default=100.0, show_default=True, type=POSITIVE,
               help="Thermostat time constant, fs.")
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0))
 @click.option("--symmetrize", default="none", show_default=True,
               help="none, random, o3:L, so3:L, [+netforce][+nettorque].")
 @click.option("--forces", type=click.Choice(["auto", "conservative", "direct"]), default="auto",
               show_default=True)
-@click.option("--batch-size", default=None, type=int,
+@click.option("--batch-size", default=None, type=click.IntRange(min=1),
               help="Rotated copies per model call (default: chosen from the model and size).")
-@click.option("--stride", default=10, show_default=True, type=int, help="Steps between frames.")
+@click.option("--stride", default=10, show_default=True, type=click.IntRange(min=1),
+              help="Steps between frames.")
 @click.option("--out", "-o", type=click.Path(file_okay=False), default=None,
               help="Run directory (default runs/run-DATE-TIME).")
 @click.option("--resume", type=click.Path(file_okay=False, exists=True), default=None,
               help="Continue the run in this directory (with --steps: extend it).")
 @click.option("--socket", type=click.Choice(["unix", "tcp"]), default="unix", show_default=True,
               help="i-PI engine: socket kind.")
-@click.option("--port", type=int, default=None, help="i-PI engine: TCP port.")
-@click.option("--min-distance", "min_distance_A", default=0.5, show_default=True, type=float,
+@click.option("--port", type=click.IntRange(1, 65535), default=None, help="i-PI engine: TCP port.")
+@click.option("--min-distance", "min_distance_A", default=0.5, show_default=True, type=NON_NEGATIVE,
               help="Monitor: stop when two atoms come closer (Angstrom; 0 disables).")
-@click.option("--max-temperature-factor", default=5.0, show_default=True, type=float,
+@click.option("--max-temperature-factor", default=5.0, show_default=True, type=NON_NEGATIVE,
               help="Monitor: stop above this multiple of the target temperature (0 disables).")
 @click.option("--no-connectivity", is_flag=True, help="Monitor: do not watch bonds of molecules.")
 @click.option("--threads", default="auto", show_default=True, help=THREADS_HELP)
 @click.option("--progress/--no-progress", default=True, show_default=True)
+@click.option("--yes", "-y", is_flag=True, help=YES_HELP)
 @one_line_errors
-def run(resume, out, progress, no_connectivity, **options):
+def run(resume, out, progress, no_connectivity, yes, **options):
     """Run MD with any model, raw or symmetrized, in ASE or i-PI."""
     from .engines.run import Progress, default_out, resume_md, run_md
-
+    from .symmetrize import SymmetrizeSpec
     from .system import read_structure
 
     if resume:
-        steps = options["steps"] if _given("--steps") else None
+        steps = options["steps"] if _given("steps") else None
         from .rundir import RunDirectory
 
+        if out is not None:
+            raise MdsymError("--resume continues the run in its own directory: drop --out")
         config = RunDirectory(resume).read_info()["config"]
         configure_threads(config.get("threads", "auto"), len(read_structure(config["structure"])))
         bar = Progress(steps or config["steps"], start=0, enabled=progress)
@@ -144,6 +161,8 @@ def run(resume, out, progress, no_connectivity, **options):
     else:
         options["structure"] = str(structure_path(options["structure"]))
         options["connectivity"] = not no_connectivity
+        check_cost(SymmetrizeSpec.parse(options["symmetrize"]).evaluations_per_call(), yes,
+                   f"--symmetrize {options['symmetrize']}")
         configure_threads(options["threads"], len(read_structure(options["structure"])))
         out = out or str(default_out())
         bar = Progress(options["steps"], enabled=progress)
@@ -161,8 +180,10 @@ def run(resume, out, progress, no_connectivity, **options):
         sys.exit(130)
 
 
-def _given(flag) -> bool:
-    return any(arg == flag or arg.startswith(flag + "=") for arg in sys.argv)
+def _given(parameter) -> bool:
+    """Whether the user gave ``parameter`` (click's parameter source, not its default)."""
+    source = click.get_current_context().get_parameter_source(parameter)
+    return source not in (None, click.core.ParameterSource.DEFAULT)
 
 
 from .serve import serve  # noqa: E402

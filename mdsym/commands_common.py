@@ -47,6 +47,55 @@ def configure_threads(threads: str, n_atoms: int) -> int:
 THREADS_HELP = f"torch threads: a number, or auto (1 below {SMALL_SYSTEM_ATOMS} atoms)."
 
 
+#: Above this many model evaluations per step (or per frame), a command asks for --yes.
+MAX_EVALUATIONS_WITHOUT_CONSENT = 1000
+
+YES_HELP = (f"Run even when it costs more than {MAX_EVALUATIONS_WITHOUT_CONSENT} model "
+            "evaluations per step.")
+
+
+def check_cost(evaluations: int, yes: bool, what: str, per: str = "step") -> None:
+    """Refuse, in one line, work of more than MAX_EVALUATIONS_WITHOUT_CONSENT model
+    evaluations per step unless the user said --yes."""
+    if evaluations > MAX_EVALUATIONS_WITHOUT_CONSENT and not yes:
+        raise MdsymError(
+            f"{what} costs {evaluations} model evaluations per {per} (more than "
+            f"{MAX_EVALUATIONS_WITHOUT_CONSENT}): add --yes to run it anyway"
+        )
+
+
+def _debug_requested() -> bool:
+    """``mdsym --debug ...``, read from click's context (the group's own parameter)."""
+    context = click.get_current_context(silent=True)
+    return bool(context is not None and context.find_root().params.get("debug"))
+
+
+class OneLineGroup(click.Group):
+    """A click group whose usage errors (a bad value, a missing argument, an unknown
+    option) are one line on stderr and exit 2, like mdsym's own errors; click's
+    standalone mode would print the usage block too."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.exceptions.Abort:
+            click.echo("mdsym: interrupted", err=True)
+            sys.exit(130)
+        except click.ClickException as error:
+            if isinstance(error, getattr(click.exceptions, "NoArgsIsHelpError", ())):
+                click.echo(error.format_message())  # plain ``mdsym``: the help, as click does
+                sys.exit(0)
+            hint = ""
+            context = getattr(error, "ctx", None)
+            if context is not None:
+                hint = f" (see '{context.command_path} --help')"
+            click.echo(f"mdsym: error: {error.format_message()}{hint}", err=True)
+            sys.exit(error.exit_code)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
 def one_line_errors(command):
     """Turn every failure into one line on stderr and a non-zero exit."""
 
@@ -61,7 +110,7 @@ def one_line_errors(command):
             click.echo("mdsym: interrupted", err=True)
             sys.exit(130)
         except Exception as error:  # a bug or an unexpected library failure
-            if "--debug" in sys.argv:
+            if _debug_requested():
                 raise
             text = str(error).strip().splitlines()
             click.echo(

@@ -85,6 +85,12 @@ class RunDirectory:
                 f"{self.path} already holds a run: use --resume to continue it, "
                 "or choose another --out"
             )
+        leftovers = [f.name for f in (self.trajectory, self.thermo, self.structure) if f.exists()]
+        if leftovers and not overwrite:
+            raise MdsymError(
+                f"{self.path} already holds {', '.join(leftovers)} (no run.json): "
+                "choose another --out; nothing was changed"
+            )
         self.path.mkdir(parents=True, exist_ok=True)
         for old in (self.trajectory, self.thermo):
             if old.exists():

@@ -16,8 +16,8 @@ import sys
 
 import click
 
-from .commands_common import (DEFAULT_MODEL, THREADS_HELP, configure_threads, one_line_errors,
-                              structure_path)
+from .commands_common import (DEFAULT_MODEL, THREADS_HELP, YES_HELP, check_cost, configure_threads,
+                              one_line_errors, structure_path)
 
 
 @click.command()
@@ -39,32 +39,36 @@ from .commands_common import (DEFAULT_MODEL, THREADS_HELP, configure_threads, on
                    "itself if it contains a '/').")
 @click.option("--address", default="localhost", show_default=True,
               help="Host of i-PI's TCP socket (with --port).")
-@click.option("--port", type=int, help="Port of i-PI's TCP socket.")
+@click.option("--port", type=click.IntRange(1, 65535), help="Port of i-PI's TCP socket.")
 @click.option("--sockets-prefix", default="/tmp/ipi_", show_default=True,
               help="i-PI's <simulation sockets_prefix> for unix socket names.")
-@click.option("--batch-size", default=None, type=int,
+@click.option("--batch-size", default=None, type=click.IntRange(min=1),
               help="Rotated copies evaluated per model call when symmetrizing (default: "
                    "chosen from the model and size; i-PI's own <batch_size> is read "
                    "from its INIT message).")
-@click.option("--seed", default=0, show_default=True, type=int,
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0),
               help="Seed of the random rotations (--symmetrize random).")
-@click.option("--wait", default=0.0, show_default=True, type=float,
+@click.option("--wait", default=0.0, show_default=True, type=click.FloatRange(min=0),
               help="Keep trying to connect for this many seconds.")
 @click.option("--threads", default="auto", show_default=True, help=THREADS_HELP)
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
+@click.option("--yes", "-y", is_flag=True, help=YES_HELP)
 @one_line_errors
 def serve(model, structure, symmetrize, quadrature, forces, unix, address, port, sockets_prefix,
-          batch_size, seed, wait, threads, quiet):
+          batch_size, seed, wait, threads, quiet, yes):
     """Serve a model to an i-PI server over a socket (unix or TCP) until it says EXIT."""
     from .errors import MdsymError
     from .ipi.client import Client, Potential, load_quadrature, log_to_stderr
     from .models import load_model
+    from .symmetrize import SymmetrizeSpec
     from .system import read_structure
 
     if unix and port is not None:
         raise MdsymError("give either --unix NAME or --port PORT, not both")
     if not unix and port is None:
         raise MdsymError("give --unix NAME, or --port PORT (and --address HOST) to reach i-PI")
+    check_cost(SymmetrizeSpec.parse(symmetrize).evaluations_per_call(), yes,
+               f"--symmetrize {symmetrize}")
     atoms = read_structure(structure_path(structure))
     configure_threads(threads, len(atoms))
     the_model = load_model(model, forces=forces)

@@ -79,6 +79,12 @@ class SymmetrizeSpec:
                 )
         return cls(**fields)
 
+    def evaluations_per_call(self) -> int:
+        """Model evaluations one symmetrized call makes (rotated copies)."""
+        if self.mode == "grid":
+            return len(quad.by_name(self.family, self.degree, self.inversion))
+        return 1
+
     def __str__(self) -> str:
         parts = []
         if self.mode == "random":

@@ -1,5 +1,6 @@
 """Every bad input of `mdsym equivariance` is one clear line and a non-zero exit."""
 
+import json
 import subprocess
 import sys
 
@@ -52,14 +53,57 @@ def test_defaults_run(structures):
     ("missing structure", ["--structure", "nowhere.xyz"], "structure file not found"),
     ("unreadable structure", ["--structure", "{garbage}"], "cannot read structure file"),
     ("nan positions", ["--structure", "{nan}"], "NaN"),
-    ("degree too large", ["--degree", "80"], "outside what the quadratures provide"),
-    ("negative degree", ["--degree", "-1"], "outside what the quadratures provide"),
+    ("degree too large", ["--degree", "80"], "not in the range 0<=x<=65"),
+    ("negative degree", ["--degree", "-1"], "not in the range 0<=x<=65"),
+    ("costly degree", ["--degree", "40"], "costs 386056 model evaluations per structure"),
+    ("costly spec", ["--degree", "1", "--symmetrize", "o3:30"], "add --yes"),
+    ("batch size", ["--batch-size", "0"], "'--batch-size': 0 is not in the range x>=1"),
     ("bad spec", ["--symmetrize", "o3:zz"], "bad degree"),
     ("bad analytic", ["--model", "analytic:bond3=0.1"], "even degree"),
 ])
 def test_bad_inputs(structures, case, args, fragment):
     args = [a.format(**structures) for a in args]
     one_line_error(mdsym("equivariance", *args), fragment)
+
+
+@pytest.mark.parametrize("case,args,fragment", [
+    ("negative temperature", ["--temperature", "-10"], "'--temperature': -10.0 is not in the range x>=0"),
+    ("no steps", ["--steps", "0"], "'--steps': 0 is not in the range x>=1"),
+    ("zero timestep", ["--timestep", "0"], "'--timestep': 0.0 is not in the range x>0"),
+    ("negative seed", ["--seed", "-3"], "'--seed': -3 is not in the range x>=0"),
+    ("costly spec", ["--symmetrize", "o3:99"], "costs 694000 model evaluations per step"),
+    ("unknown option", ["--temprature", "3"], "No such option"),
+    ("nvt at 0 K", ["--temperature", "0"], "nvt needs a positive --temperature"),
+])
+def test_bad_run_inputs(tmp_path, case, args, fragment):
+    """Out-of-range options are refused before anything runs: nothing written."""
+    out = tmp_path / "run"
+    one_line_error(mdsym("run", "--model", "analytic", "--structure", "cu-cluster-55",
+                         "--steps", "5", "--out", str(out), *args), fragment)
+    assert not out.exists()
+
+
+def test_resume_reads_steps_from_the_command_line_not_argv(tmp_path):
+    """``--resume DIR`` without --steps finishes the recorded run; ``--steps N`` extends it
+    (click's parameter source decides, whatever else is on the command line)."""
+    out = tmp_path / "run"
+    base = ["--model", "analytic", "--structure", "cu-cluster-55", "--no-progress"]
+    assert mdsym("run", *base, "--steps", "4", "--stride", "2", "--out", str(out)).returncode == 0
+    assert mdsym("run", "--resume", str(out), "--no-progress").returncode == 0
+    assert json.loads((out / "run.json").read_text())["steps_done"] == 4
+    done = mdsym("run", "--resume", str(out), "--steps", "8", "--no-progress")
+    assert done.returncode == 0, done.stderr
+    assert json.loads((out / "run.json").read_text())["steps_done"] == 8
+    assert len((out / "thermo.csv").read_text().splitlines()) == 1 + 9
+
+
+def test_an_existing_directory_with_run_files_is_never_overwritten(tmp_path):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "thermo.csv").write_text("my precious data\n")
+    one_line_error(mdsym("run", "--model", "analytic", "--structure", "cu-cluster-55", "--steps", "2",
+                         "--out", str(out)), "already holds thermo.csv")
+    assert (out / "thermo.csv").read_text() == "my precious data\n"
 
 
 def test_unknown_species_for_a_metatomic_model(structures, tmp_path):

@@ -5,27 +5,34 @@ from pathlib import Path
 
 import click
 
-from ..commands_common import one_line_errors
+from ..commands_common import YES_HELP, check_cost, one_line_errors
 from ..errors import MdsymError
+from ..quadrature import MAX_DEGREE
+
+#: Largest --degree: B's quadrature must be exact to 2 L + 1.
+MAX_CONTENT_DEGREE = (MAX_DEGREE - 1) // 2
 
 
-def _check_degree(degree):
-    from ..quadrature import MAX_DEGREE
+def _check_cost(degree, yes):
+    """A is measured on every analysed frame over the quadrature of ``degree``."""
+    from ..metrics import metrics_quadrature
 
-    if degree < 0 or 2 * degree + 1 > MAX_DEGREE:
-        raise MdsymError(f"--degree {degree} is outside what the quadratures provide (0 to {(MAX_DEGREE - 1) // 2})")
+    check_cost(len(metrics_quadrature(degree)), yes, f"the equivariance error at --degree {degree}",
+               per="analysed frame")
 
 
 _common = [
-    click.option("--every", type=int, default=None,
+    click.option("--every", type=click.IntRange(min=1), default=None,
                  help="Measure the equivariance error every N frames [default: about 20 frames]."),
-    click.option("--degree", "-L", default=2, show_default=True, type=int,
+    click.option("--degree", "-L", default=2, show_default=True, type=click.IntRange(0, MAX_CONTENT_DEGREE),
                  help="Largest lambda of A's quadrature and of the symmetry content B."),
     click.option("--content", is_flag=True, help="Also the symmetry content B per sector along the run (heavier)."),
     click.option("--no-equivariance", is_flag=True, help="Skip the equivariance error (no model evaluation)."),
     click.option("--model", "-m", default=None,
                  help="Model to measure, when run.json's model cannot be loaded here."),
-    click.option("--batch-size", default=64, show_default=True, type=int),
+    click.option("--batch-size", default=None, type=click.IntRange(min=1),
+                 help="Rotated copies per model call (default: chosen from the model and size)."),
+    click.option("--yes", "-y", is_flag=True, help=YES_HELP),
 ]
 
 
@@ -43,13 +50,13 @@ def _options(function):
 @click.option("--layers", is_flag=True, help="Also the symmetry content of the model's hidden layers.")
 @click.option("--json", "as_json", is_flag=True, help="Print analysis.json to stdout.")
 @one_line_errors
-def analyze(run_dir, out, every, degree, content, no_equivariance, model, batch_size, layers, as_json):
+def analyze(run_dir, out, every, degree, content, no_equivariance, model, batch_size, yes, layers,
+            as_json):
     """Analyse a run directory: drift, angular momentum, equivariance, equipartition, structure."""
     from .report import analyze_run
 
-    _check_degree(degree)
-    if every is not None and every < 1:
-        raise MdsymError(f"--every must be at least 1, got {every}")
+    if not no_equivariance:
+        _check_cost(degree, yes)
     report = analyze_run(run_dir, out=out, every=every, degree=degree, content=content,
                          equivariance=not no_equivariance, layers=layers, model=model,
                          batch_size=batch_size)
@@ -88,11 +95,12 @@ def analyze(run_dir, out, every, degree, content, no_equivariance, model, batch_
 @click.option("--json", "as_json", is_flag=True, help="Print comparison.json to stdout.")
 @one_line_errors
 def compare(run_dirs, reference, out, reanalyze, every, degree, content, no_equivariance, model,
-            batch_size, as_json):
+            batch_size, yes, as_json):
     """Compare runs: one table and overlaid plots, one column per run."""
     from .compare import compare_runs, table
 
-    _check_degree(degree)
+    if not no_equivariance:
+        _check_cost(degree, yes)
     result = compare_runs(list(run_dirs), out=out, reference=reference, reanalyze=reanalyze,
                           every=every, degree=degree, content=content,
                           equivariance=not no_equivariance, model=model, batch_size=batch_size)

@@ -54,7 +54,7 @@ class EquivarianceSeries(AnalysisBase):
     """``EquivarianceSeries(universe, atoms, model, symmetrized=None).run(step=every)``."""
 
     def __init__(self, universe, atoms, model, symmetrized=None, max_degree: int = 2,
-                 content: bool = False, inversion: bool = True, batch_size: int = 64,
+                 content: bool = False, inversion: bool = True, batch_size=None,
                  symmetrized_degree: int = 1, **kwargs):
         super().__init__(universe.trajectory, **kwargs)
         self.atoms = atoms
@@ -62,7 +62,7 @@ class EquivarianceSeries(AnalysisBase):
         self.symmetrized = symmetrized
         self.max_degree = int(max_degree)
         self.content = content
-        self.batch_size = int(batch_size)
+        self.batch_size = None if batch_size is None else int(batch_size)  # None: the model chooses
         self.quadrature = metrics_quadrature(self.max_degree, inversion)
         self.sym_quadrature = metrics_quadrature(min(symmetrized_degree, self.max_degree), inversion)
         self.d_matrices = wigner_d(self.quadrature.rotations, self.max_degree) if content else None

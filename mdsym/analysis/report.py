@@ -38,7 +38,7 @@ def auto_every(n_frames: int, target: int = 20) -> int:
 
 def analyze_run(path, out=None, every=None, degree: int = 2, content: bool = False,
                 equivariance: bool = True, layers: bool = False, model=None,
-                batch_size: int = 64, max_structure_frames: int = 200, plots: bool = True,
+                batch_size=None, max_structure_frames: int = 200, plots: bool = True,
                 run=None) -> dict:
     """Analyse one run directory; returns the content of analysis.json."""
     run = run if run is not None else load_run(path)

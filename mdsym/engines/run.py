@@ -18,6 +18,7 @@ from ..symmetrize import SymmetrizeSpec
 from ..system import read_structure
 
 ENGINES = ("ase", "ipi")
+DEFAULT_TIMESTEP_FS = 0.5  # ``mdsym run --timestep``; every engine's fallback
 PACKAGES = ("mdsym", "ase", "numpy", "scipy", "torch", "vesin", "metatomic-torch", "ipi", "MDAnalysis")
 
 
