@@ -129,7 +129,7 @@ def test_resume_extends_a_finished_run(small_cluster, tmp_path):
 @pytest.mark.parametrize("args,fragment", [
     (["--structure", "missing.xyz"], "structure file not found"),
     (["--model", "missing.pt"], "model file not found"),
-    (["--timestep", "0"], "timestep must be positive"),
+    (["--timestep", "0"], "'--timestep': 0.0 is not in the range x>0"),
     (["--symmetrize", "o3:200"], "outside what mdsym provides"),
     (["--symmetrize", "nettorque", "--structure", "cu-fcc-108", "--model", "analytic"], "isolated"),
     (["--structure", "cu-fcc-108"], "does not know species Cu"),
