@@ -1,6 +1,7 @@
 """ASE calculator serving any mdsym model, raw or symmetrized."""
 
 from ase.calculators.calculator import Calculator, all_changes
+from ase.stress import full_3x3_to_voigt_6_stress
 
 from .models.base import Model
 from .symmetrize import Symmetrizer
@@ -15,14 +16,29 @@ class MdsymCalculator(Calculator):
     The rotational standard deviations over the quadrature are in ``results`` as
     ``energy_rot_std`` (eV), ``forces_rot_std`` (per component, eV/Angstrom) and
     ``stress_rot_std``.
+
+    ``symmetrize``, ``batch_size`` and ``seed`` are ASE parameters: ``calc.set(symmetrize=
+    "o3:3")`` rebuilds the symmetrizer and, as in every ASE calculator, drops the results
+    so the next call computes them anew.
     """
 
     implemented_properties = ["energy", "free_energy", "forces", "stress"]
+    default_parameters = {"symmetrize": "none", "batch_size": None, "seed": 0}
 
     def __init__(self, model: Model, symmetrize="none", batch_size=None, seed: int = 0, **kwargs):
-        super().__init__(**kwargs)
         self.model = model
-        self.symmetrizer = Symmetrizer(model, symmetrize, batch_size=batch_size, seed=seed)
+        self.symmetrizer = None
+        super().__init__(symmetrize=symmetrize, batch_size=batch_size, seed=seed, **kwargs)
+
+    def set(self, **kwargs) -> dict:
+        changed = super().set(**kwargs)
+        if changed:
+            self.reset()  # every parameter changes the results (ASE leaves this to subclasses)
+        if changed or self.symmetrizer is None:
+            self.symmetrizer = Symmetrizer(self.model, self.parameters["symmetrize"],
+                                           batch_size=self.parameters["batch_size"],
+                                           seed=self.parameters["seed"])
+        return changed
 
     @property
     def spec(self):
@@ -42,6 +58,5 @@ class MdsymCalculator(Calculator):
             # strain derivative: ASE's Voigt stress is its symmetric part
             # (order xx, yy, zz, yz, xz, xy); the full tensor stays in stress_3x3
             s = results["stress"]
-            symmetric = 0.5 * (s + s.T)
-            self.results["stress"] = symmetric[[0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1]]
+            self.results["stress"] = full_3x3_to_voigt_6_stress(0.5 * (s + s.T))
             self.results["stress_3x3"] = s

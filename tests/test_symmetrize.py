@@ -146,3 +146,23 @@ def test_spec_round_trip(text, expected):
 def test_bad_specs_are_one_clear_error(text):
     with pytest.raises(MdsymError):
         SymmetrizeSpec.parse(text)
+
+
+def test_calculator_parameters_follow_ase_conventions(cluster):
+    """``set()`` changes the symmetrization of the next result and drops the old one."""
+    model = load_model("analytic:vector1=0.05")
+    calc = MdsymCalculator(model)
+    assert calc.parameters["symmetrize"] == "none" and calc.parameters["batch_size"] is None
+    cluster.calc = calc
+    arms = cluster.positions - cluster.get_center_of_mass()
+
+    def torque(forces):
+        return np.abs(np.cross(arms, forces).sum(axis=0)).max()
+
+    assert torque(cluster.get_forces()) > 1e-3  # the spurious vector term turns the cluster
+    changed = calc.set(symmetrize="o3:2")
+    assert changed == {"symmetrize": "o3:2"} and calc.results == {}
+    assert torque(cluster.get_forces()) < 1e-10  # an invariant energy exerts no torque
+    assert calc.results["energy_rot_std"] > 0
+    assert calc.set(symmetrize="o3:2") == {}  # no change, results kept
+    assert "forces" in calc.results
