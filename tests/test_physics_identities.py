@@ -114,7 +114,8 @@ def test_rotational_std_is_the_equivariance_error(ethanol, spec):
 def test_equivariance_report_and_calculator_agree_on_the_same_quadrature(ethanol, small_crystal):
     """``measure(max_degree=L)`` integrates over the degree 2L+1 rule; the calculator
     with ``o3:2L+1`` uses the same one: same A for energy, forces and stress."""
-    for atoms, spec, degree in ((ethanol, CONSERVATIVE, 3), (small_crystal, "analytic:bond2=0.05,vector1=0.05", 0)):
+    cases = ((ethanol, CONSERVATIVE, 3), (small_crystal, "analytic:bond2=0.05,vector1=0.05", 0))
+    for atoms, spec, degree in cases:
         model = load_model(spec)
         report = measure(model, System.from_atoms(atoms), max_degree=degree)
         calc = MdsymCalculator(model, symmetrize=f"o3:{2 * degree + 1}")
@@ -294,7 +295,9 @@ def test_thermo_torque_and_angular_momentum_match_the_analysis_of_the_trajectory
     assert np.allclose(run.masses, masses)
     thermo = run.thermo
     assert list(run.step) == list(thermo["step"]) == list(range(41))
-    column = lambda prefix: np.stack([thermo[f"{prefix}{axis}"] for axis in "xyz"], axis=1)  # noqa: E731
+
+    def column(prefix):
+        return np.stack([thermo[f"{prefix}{axis}"] for axis in "xyz"], axis=1)
 
     com = np.einsum("i,fij->fj", masses, run.positions) / masses.sum()
     centred = run.positions - com[:, None, :]
