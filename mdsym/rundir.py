@@ -151,16 +151,23 @@ class RunDirectory:
             os.unlink(tmp)
 
     def universe(self):
-        """An MDAnalysis Universe over the run's frames."""
+        """An MDAnalysis Universe over the run's frames, with the run's masses.
+
+        MDAnalysis guesses masses from the element names; the engines integrated
+        with the masses of structure.xyz (ASE's, or the file's own ``masses``, e.g.
+        deuterium), so those replace the guess.
+        """
         import MDAnalysis as mda
 
         for required in (self.structure, self.trajectory):
             if not required.exists():
                 raise MdsymError(f"{required} is missing")
         try:
-            return mda.Universe(str(self.structure), str(self.trajectory), format="TRR")
+            universe = mda.Universe(str(self.structure), str(self.trajectory), format="TRR")
         except Exception as error:
             raise MdsymError(f"cannot read trajectory {self.trajectory}: {error}") from None
+        universe.atoms.masses = ase.io.read(self.structure, format="extxyz").get_masses()
+        return universe
 
     def read_thermo(self) -> dict:
         """thermo.csv as a dict of numpy columns; a torn last line is ignored."""
