@@ -40,9 +40,14 @@ def main(debug):
 @click.option("--batch-size", default=None, type=int,
               help="Rotated copies per model call (default: chosen from the model and size).")
 @click.option("--threads", default="auto", show_default=True, help=THREADS_HELP)
+@click.option("--layers", is_flag=True,
+              help="Also B per sector of every hidden layer of the (raw) model, in forward order.")
+@click.option("--layers-plot", type=click.Path(dir_okay=False), default=None,
+              help="Write the layer x sector heatmap to this PNG (implies --layers).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @one_line_errors
-def equivariance(model, structure, degree, symmetrize, so3, forces, batch_size, threads, as_json):
+def equivariance(model, structure, degree, symmetrize, so3, forces, batch_size, threads, layers,
+                 layers_plot, as_json):
     """Equivariance error A and symmetry content B of a model on one structure."""
     from .metrics import measure
     from .models import load_model
@@ -60,12 +65,20 @@ def equivariance(model, structure, degree, symmetrize, so3, forces, batch_size, 
     the_model = load_model(model, forces=forces)
     the_model.check_system(system)
     symmetrizer = Symmetrizer(the_model, symmetrize, batch_size=batch_size)
+    raw_model = the_model
     if symmetrizer.spec.mode != "none" or str(symmetrizer.spec) != "none":
         the_model = SymmetrizedModel(symmetrizer)
     report = measure(the_model, system, degree, inversion=not so3, batch_size=batch_size)
     report["model"] = the_model.name
     report["structure"] = str(structure)
     report["symmetrize"] = str(symmetrizer.spec)
+    if layers or layers_plot:
+        from .analysis.hidden_layers import layers_or_reason, plot_heatmap
+
+        report["layers"] = layers_or_reason(raw_model, system, degree, not so3, batch_size)
+        if layers_plot and "layers" in report["layers"]:
+            plot_heatmap(report["layers"]["layers"], layers_plot,
+                         f"Symmetry content of the layers of {raw_model.name}")
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return
@@ -84,6 +97,12 @@ def equivariance(model, structure, degree, symmetrize, so3, forces, batch_size, 
         )
         click.echo(f"{key:7s} A = {item['A']:.4g} {units[key]}   B: {sectors}"
                    f"   above L: {item['residual']:.2g}")
+    if "layers" in report:
+        from .analysis.hidden_layers import summary_lines
+
+        click.echo("\n".join(summary_lines(report["layers"])))
+        if layers_plot and "layers" in report["layers"]:
+            click.echo(f"heatmap: {layers_plot}")
 
 @main.command()
 @click.option("--model", "-m", default=DEFAULT_MODEL, show_default=True,
