@@ -66,7 +66,8 @@ def _record_native(model, system, rotations, batch_size) -> dict:
         return hook
 
     for name, sub in module.named_modules():
-        handles.append(sub.register_forward_hook(hook_for(name or "(output)")))
+        if name:  # the root's output is the model's output, not a hidden layer
+            handles.append(sub.register_forward_hook(hook_for(name)))
     try:
         # one call with every copy: a hooked output is recognised by its batch dimension
         model.evaluate(system, rotations, ("energy",))
@@ -114,7 +115,8 @@ def hidden_layer_content(model, system, max_degree: int = 3, inversion: bool = T
     else:
         raise MdsymError(f"model {model.name} is not a torch model: it has no hidden layers to measure")
     if not captured:
-        raise MdsymError(f"model {model.name}: no submodule output carries the batch of rotated copies")
+        raise MdsymError(f"model {model.name} has no torch submodule whose output carries the "
+                         "rotated copies: no hidden layers to measure")
     d_matrices = wigner_d(rotations, max_degree)
     layers = []
     for name, (kind, values) in captured.items():
