@@ -49,6 +49,8 @@ def main(debug):
 def equivariance(model, structure, degree, symmetrize, so3, forces, batch_size, threads, layers,
                  layers_plot, as_json):
     """Equivariance error A and symmetry content B of a model on one structure."""
+    from pathlib import Path
+
     from .metrics import measure
     from .models import load_model
     from .models.symmetrized import SymmetrizedModel
@@ -60,6 +62,10 @@ def equivariance(model, structure, degree, symmetrize, so3, forces, batch_size, 
         raise MdsymError(
             f"--degree {degree} is outside what the quadratures provide (0 to {(MAX_DEGREE - 1) // 2})"
         )
+    if layers_plot and Path(layers_plot).exists():
+        raise MdsymError(f"--layers-plot {layers_plot} exists: mdsym does not overwrite it")
+    if layers_plot and not Path(layers_plot).resolve().parent.is_dir():
+        raise MdsymError(f"--layers-plot {layers_plot}: its folder does not exist")
     system = System.from_atoms(read_structure(structure_path(structure)))
     configure_threads(threads, len(system))
     the_model = load_model(model, forces=forces)

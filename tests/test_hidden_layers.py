@@ -87,10 +87,15 @@ def test_layer_path_reproduces_the_shipped_energy_and_forces(ethanol):
 
 
 @pytest.mark.parametrize("model", ["pet-ethanol", "pet-ethanol-noaug"])
-def test_equivariance_layers_of_the_shipped_pet(model):
-    result = CliRunner().invoke(main, ["equivariance", "--model", model, "--structure", str(ETHANOL),
-                                       "--degree", "1", "--layers", "--json"])
+def test_equivariance_layers_of_the_shipped_pet(model, tmp_path):
+    heatmap = tmp_path / "layers.png"
+    command = ["equivariance", "--model", model, "--structure", str(ETHANOL), "--degree", "1",
+               "--layers-plot", str(heatmap), "--json"]
+    result = CliRunner().invoke(main, command)
     assert result.exit_code == 0, result.output
+    assert heatmap.stat().st_size > 0
+    again = CliRunner().invoke(main, command)  # the heatmap is never overwritten
+    assert again.exit_code == 2 and again.output.count("\n") == 1 and "exists" in again.output
     report = json.loads(result.output)
     layers = report["layers"]["layers"]
     assert [layer["layer"] for layer in layers] == PET_ETHANOL_LAYERS
