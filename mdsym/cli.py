@@ -51,12 +51,18 @@ def main(debug):
 @click.option("--batch-size", default=None, type=click.IntRange(min=1),
               help="Rotated copies per model call (default: chosen from the model and size).")
 @click.option("--threads", default="auto", show_default=True, help=THREADS_HELP)
+@click.option("--layers", is_flag=True,
+              help="Also B per sector of every hidden layer of the (raw) model, in forward order.")
+@click.option("--layers-plot", type=click.Path(dir_okay=False), default=None,
+              help="Write the layer x sector heatmap to this PNG (implies --layers).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--yes", "-y", is_flag=True, help=YES_HELP)
 @one_line_errors
-def equivariance(model, structure, degree, symmetrize, so3, forces, batch_size, threads, as_json,
-                 yes):
+def equivariance(model, structure, degree, symmetrize, so3, forces, batch_size, threads, layers,
+                 layers_plot, as_json, yes):
     """Equivariance error A and symmetry content B of a model on one structure."""
+    from pathlib import Path
+
     from .metrics import measure, metrics_quadrature
     from .models import load_model
     from .models.symmetrized import SymmetrizedModel
@@ -67,17 +73,29 @@ def equivariance(model, structure, degree, symmetrize, so3, forces, batch_size, 
                    * SymmetrizeSpec.parse(symmetrize).evaluations_per_call())
     what = f"--degree {degree}" + (f" with --symmetrize {symmetrize}" if symmetrize != "none" else "")
     check_cost(evaluations, yes, what, per="structure")
+    if layers_plot and Path(layers_plot).exists():
+        raise MdsymError(f"--layers-plot {layers_plot} exists: mdsym does not overwrite it")
+    if layers_plot and not Path(layers_plot).resolve().parent.is_dir():
+        raise MdsymError(f"--layers-plot {layers_plot}: its folder does not exist")
     system = System.from_atoms(read_structure(structure_path(structure)))
     configure_threads(threads, len(system))
     the_model = load_model(model, forces=forces)
     the_model.check_system(system)
     symmetrizer = Symmetrizer(the_model, symmetrize, batch_size=batch_size)
+    raw_model = the_model
     if symmetrizer.spec.mode != "none" or str(symmetrizer.spec) != "none":
         the_model = SymmetrizedModel(symmetrizer)
     report = measure(the_model, system, degree, inversion=not so3, batch_size=batch_size)
     report["model"] = the_model.name
     report["structure"] = str(structure)
     report["symmetrize"] = str(symmetrizer.spec)
+    if layers or layers_plot:
+        from .analysis.hidden_layers import layers_or_reason, plot_heatmap
+
+        report["layers"] = layers_or_reason(raw_model, system, degree, not so3, batch_size)
+        if layers_plot and "layers" in report["layers"]:
+            plot_heatmap(report["layers"]["layers"], layers_plot,
+                         f"Symmetry content of the layers of {raw_model.name}")
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return
@@ -96,6 +114,12 @@ def equivariance(model, structure, degree, symmetrize, so3, forces, batch_size, 
         )
         click.echo(f"{key:7s} A = {item['A']:.4g} {units[key]}   B: {sectors}"
                    f"   above L: {item['residual']:.2g}")
+    if "layers" in report:
+        from .analysis.hidden_layers import summary_lines
+
+        click.echo("\n".join(summary_lines(report["layers"])))
+        if layers_plot and "layers" in report["layers"]:
+            click.echo(f"heatmap: {layers_plot}")
 
 @main.command()
 @click.option("--model", "-m", default=DEFAULT_MODEL, show_default=True,

@@ -81,6 +81,11 @@ def analyze(run_dir, out, every, degree, content, no_equivariance, model, batch_
         if "A_forces_sym" in e:
             line += f"; symmetrized: {e['A_energy_sym']['mean']:.3g} eV, {e['A_forces_sym']['mean']:.3g} eV/A"
         click.echo(line)
+    hl = report.get("hidden_layers", {})
+    if "first" in hl:
+        from .hidden_layers import summary_lines
+
+        click.echo("\n".join("  " + line for line in summary_lines(hl["first"])))
     click.echo(f"  report: {folder / 'report.md'}")
 
 

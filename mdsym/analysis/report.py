@@ -88,6 +88,9 @@ def analyze_run(path, out=None, every=None, degree: int = 2, content: bool = Fal
             series.update({f"eq_{k}": v for k, v in s.items()})
         if layers:
             report["hidden_layers"] = _layers(run, degree, model, notes)
+    elif layers:
+        report["hidden_layers"] = {"skipped": f"{run.path / 'trajectory.trr'} has no frames"}
+        notes.append(f"hidden layers not measured: {report['hidden_layers']['skipped']}")
 
     np.savez_compressed(out / "series.npz", **{k: np.asarray(v) for k, v in series.items()})
     (out / "analysis.json").write_text(json.dumps(report, indent=2, default=_json_default))
@@ -117,21 +120,28 @@ def _equivariance(run, every, degree, content, model, batch_size, notes):
 
 
 def _layers(run, degree, model, notes):
+    """B per layer of the run's raw model at its first and last frames, or the one
+    line saying why its layers cannot be measured."""
     from ..system import System
     from .equivariance_series import model_of_run
-    from .hidden_layers import hidden_layer_content
+    from .hidden_layers import layers_or_reason
 
     try:
         raw, _ = model_of_run(run.config, model)
+    except MdsymError as error:
+        out = {"skipped": str(error)}
+    else:
         out = {}
         for label, k in (("first", 0), ("last", run.n_frames - 1)):
             atoms = run.atoms.copy()
             atoms.positions = run.positions[k]
-            out[label] = {"frame": int(k), "layers": hidden_layer_content(raw, System.from_atoms(atoms), degree)}
-        return out
-    except MdsymError as error:
-        notes.append(f"hidden layers not measured: {error}")
-        return {"skipped": str(error)}
+            out[label] = dict(layers_or_reason(raw, System.from_atoms(atoms), degree), frame=int(k))
+            if "skipped" in out[label]:
+                out = {"skipped": out[label]["skipped"]}
+                break
+    if "skipped" in out:
+        notes.append(f"hidden layers not measured: {out['skipped']}")
+    return out
 
 
 # ----------------------------------------------------------------------------- plots
@@ -241,19 +251,12 @@ def make_plots(report: dict, series: dict, out: Path) -> list:
         save(fig, "structure.png")
 
     hl = report.get("hidden_layers", {})
-    if "first" in hl and hl["first"]["layers"]:
-        from .hidden_layers import content_matrix
+    if "first" in hl:
+        from .hidden_layers import plot_heatmap
 
-        names, sectors, matrix = content_matrix(hl["first"]["layers"])
-        fig, ax = plt.subplots(figsize=(7, 0.4 * len(names) + 1.5))
-        left = np.zeros(len(names))
-        for j, label in enumerate(sectors):
-            ax.barh(names, matrix[:, j], left=left, label=label)
-            left += matrix[:, j]
-        ax.invert_yaxis()
-        ax.set(xlabel="fraction of the squared norm", title="Symmetry content of the layers (first frame)")
-        ax.legend(fontsize=7, ncol=4, loc="lower right")
-        save(fig, "hidden_layers.png")
+        plot_heatmap(hl["first"]["layers"], out / "hidden_layers.png",
+                     f"Symmetry content of the layers of {hl['first']['model']} (first frame)")
+        made.append("hidden_layers.png")
     return made
 
 
@@ -347,13 +350,21 @@ def markdown(report: dict) -> str:
         lines += ["", "## Structure", "", f"Radial distribution function over {s['frames_used']} frames.",
                   "\n![structure](structure.png)"]
     hl = report.get("hidden_layers")
-    if hl and "first" in hl:
-        from .hidden_layers import content_matrix
+    if hl:
+        lines += ["", "## Symmetry content of the hidden layers", ""]
+        if "skipped" in hl:
+            lines.append(f"Not measured: {hl['skipped']}.")
+        else:
+            from .hidden_layers import table_lines
 
-        names, sectors, matrix = content_matrix(hl["first"]["layers"])
-        lines += ["", "## Symmetry content of the hidden layers (first frame)", "",
-                  "| layer | " + " | ".join(sectors) + " |", "|---" * (len(sectors) + 1) + "|"]
-        for name, row in zip(names, matrix):
-            lines.append(f"| `{name}` | " + " | ".join(f"{x:.3g}" for x in row) + " |")
-        lines.append("\n![hidden layers](hidden_layers.png)")
+            first, last = hl["first"], hl["last"]
+            lines += [f"Model `{first['model']}`, every layer in forward order (node: per atom, edge: "
+                      f"per neighbour pair), fraction of its squared norm per sector, quadrature "
+                      f"{first['quadrature']['name']} ({first['quadrature']['size']} elements); "
+                      f"first frame ({first['frame']}):", ""]
+            lines += table_lines(first["layers"], markdown=True)
+            lines += ["", f"(0,+) at the last frame ({last['frame']}): "
+                      + ", ".join(f"`{layer['layer']}` {layer['B'][0]['fraction']:.4g}"
+                                  for layer in last["layers"]) + ".",
+                      "\n![hidden layers](hidden_layers.png)"]
     return "\n".join(lines) + "\n"

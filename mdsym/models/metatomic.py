@@ -68,8 +68,31 @@ class MetatomicModel(TorchModel):
             self.full_neighbour_list = self.requests[0].full_list
 
     def compute(self, system, positions, cells, edges, neighbours) -> dict:
+        from metatomic.torch import ModelEvaluationOptions, ModelOutput
+
+        systems = self.systems(system, positions, cells, edges)
+        requested = {"energy": ModelOutput(unit="eV", sample_kind="system")}
+        if self.forces_kind == "direct":
+            requested[self.direct_key] = ModelOutput(unit="eV/Angstrom", sample_kind="atom")
+        options = ModelEvaluationOptions(length_unit="angstrom", outputs=requested)
+        try:
+            if self.direct_module:
+                predictions = self.model.module(systems, requested, None)
+            else:
+                predictions = self.model(systems, options, check_consistency=self.check_consistency)
+        except Exception as error:
+            message = str(error).strip().splitlines()
+            raise MdsymError(f"model {self.name} failed: {message[0] if message else error}") from None
+        results = {"energy": predictions["energy"].block().values.reshape(-1)}
+        if self.forces_kind == "direct":
+            forces = predictions[self.direct_key].block().values
+            results["forces"] = forces.reshape(positions.shape[0], positions.shape[1], 3)
+        return results
+
+    def systems(self, system, positions, cells, edges) -> list:
+        """One metatomic System per copy, with the requested neighbour lists."""
         from metatensor.torch import Labels, TensorBlock
-        from metatomic.torch import ModelEvaluationOptions, ModelOutput, System
+        from metatomic.torch import System
 
         types = torch.as_tensor(system.numbers, dtype=torch.int32)
         pbc = torch.as_tensor(system.pbc)
@@ -101,20 +124,15 @@ class MetatomicModel(TorchModel):
                 block = TensorBlock(vectors[b].reshape(-1, 3, 1), samples, [xyz], distance)
                 copy.add_neighbor_list(request, block)
             systems.append(copy)
-        requested = {"energy": ModelOutput(unit="eV", sample_kind="system")}
-        if self.forces_kind == "direct":
-            requested[self.direct_key] = ModelOutput(unit="eV/Angstrom", sample_kind="atom")
-        options = ModelEvaluationOptions(length_unit="angstrom", outputs=requested)
-        try:
-            if self.direct_module:
-                predictions = self.model.module(systems, requested, None)
-            else:
-                predictions = self.model(systems, options, check_consistency=self.check_consistency)
-        except Exception as error:
-            message = str(error).strip().splitlines()
-            raise MdsymError(f"model {self.name} failed: {message[0] if message else error}") from None
-        results = {"energy": predictions["energy"].block().values.reshape(-1)}
-        if self.forces_kind == "direct":
-            forces = predictions[self.direct_key].block().values
-            results["forces"] = forces.reshape(positions.shape[0], positions.shape[1], 3)
-        return results
+        return systems
+
+    def rotated_systems(self, system, rotations) -> list:
+        """The metatomic systems of the copies ``r R_g^T`` (no autograd leaves), as
+        ``evaluate`` builds them: for measurements inside the model (hidden layers)."""
+        from ..rotations import rotate_vectors
+
+        rotations = torch.as_tensor(rotations, dtype=self.dtype, device=self.device)
+        positions = rotate_vectors(torch.as_tensor(system.positions, dtype=self.dtype), rotations)
+        cells = rotate_vectors(torch.as_tensor(system.cell, dtype=self.dtype), rotations)
+        edges = rotate_vectors(self.neighbour_tensors(system)["vectors"], rotations)
+        return self.systems(system, positions, cells, edges)
