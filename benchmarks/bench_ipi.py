@@ -46,9 +46,11 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 from mdsym.cli import structure_path  # noqa: E402
-from mdsym.processes import command_for, mdsym_command, start, stop  # noqa: E402
-from mdsym.engines.ipi_md import (  # noqa: E402
-    initial_velocities, ipi_rotation_grid, render_input, socket_block, template)
+from mdsym.engines.ipi_md import initial_velocities  # noqa: E402
+from mdsym.ipi import input as ipi_input  # noqa: E402
+from mdsym.ipi.input import ipi_rotation_grid  # noqa: E402
+from mdsym.ipi.supervisor import run_input  # noqa: E402
+from mdsym.processes import mdsym_command  # noqa: E402
 
 SERVE = [*mdsym_command(), "serve", "--quiet"]
 PES = ROOT / "drivers" / "mdsym_pes.py"
@@ -59,24 +61,20 @@ STEP_TIME = re.compile(r"t/step:\s*([0-9.eE+-]+)")
 
 def ipi_ms_per_step(workdir: Path, xml: str, clients, skip: int = 2) -> float:
     """Median ms per MD step as i-PI logs it (``verbosity='high'``), over the steps
-    after the first ``skip``; clients are started first and left waiting."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / "input.xml").write_text(xml)
-    processes = []
-    try:
-        for k, command in enumerate(clients):
-            processes.append(start(command, workdir, workdir / f"client{k}.log"))
-        time.sleep(4.0 if clients else 0.0)  # let the clients import torch and start polling
-        ipi = start([*command_for("i-pi"), "input.xml"], workdir, workdir / "ipi.log")
-        processes.append(ipi)
-        ipi.wait(timeout=600)
-        log = (workdir / "ipi.log").read_text()
-        if ipi.returncode != 0:
-            raise RuntimeError(log[-2000:])
-    finally:
-        for process in processes:
-            stop(process, wait=30)
-    return median_step_ms(log, skip)
+    after the first ``skip``; clients are started first and left waiting (mdsym's
+    supervisor starts and stops every process)."""
+    # the settling time lets the clients import torch and start polling
+    finished = run_input(workdir, xml, clients, timeout=600, settle=4.0 if clients else 0.0)
+    if finished.returncode != 0:
+        raise RuntimeError(finished.log[-2000:])
+    return median_step_ms(finished.log, skip)
+
+
+def md_input(atoms, forcefield, steps) -> str:
+    """i-PI NVE input without trajectories, logging its per-step times."""
+    outputs = ipi_input.Outputs(frames=False, checkpoint_stride=10**6, verbosity="high")
+    return ipi_input.to_text(ipi_input.simulation(atoms, atoms.get_velocities(), forcefield, steps,
+                                                  ipi_input.Dynamics(timestep_fs=1.0), outputs))
 
 
 def median_step_ms(log: str, skip: int = 2) -> float:
@@ -154,10 +152,8 @@ def measure(structure="cu-fcc-108", model="analytic", steps=500, sym_steps=60, g
 
     def plain_xml(steps):
         name = f"mdsym-bench-{secrets.token_hex(4)}"
-        block = socket_block("ffsocket", name="mdsym", mode="unix", address=name, port=None,
-                             pbc=bool(atoms.pbc.all()))
-        return name, render_input(atoms, atoms.get_velocities(), forcefield=block, total_steps=steps,
-                                  trajectories=False, checkpoint_stride=10**6, verbosity="high")
+        block = ipi_input.socket("mdsym", "unix", name, pbc=bool(atoms.pbc.all()))
+        return name, md_input(atoms, block, steps)
 
     # 1b. i-PI + mdsym serve over a unix socket
     def socket_run(steps, extra=(), tag="socket"):
@@ -174,11 +170,9 @@ def measure(structure="cu-fcc-108", model="analytic", steps=500, sym_steps=60, g
 
     # 1c. i-PI + the PES plugin in-process (ffdirect): i-PI's own per-step cost
     def direct_run(steps):
-        block = template("ffdirect").substitute(
-            name="mdsym", pbc=str(bool(atoms.pbc.all())).lower(), pes_path=str(PES),
-            parameters=f"template: {structure_file}, model: {model}")
-        xml = render_input(atoms, atoms.get_velocities(), forcefield=block, total_steps=steps,
-                           trajectories=False, checkpoint_stride=10**6, verbosity="high")
+        block = ipi_input.direct("mdsym", PES, {"template": structure_file, "model": model},
+                                 pbc=bool(atoms.pbc.all()))
+        xml = md_input(atoms, block, steps)
         return ipi_ms_per_step(scratch / f"direct-{steps}-{secrets.token_hex(2)}", xml, [])
 
     if ffdirect:
@@ -196,11 +190,10 @@ def measure(structure="cu-fcc-108", model="analytic", steps=500, sym_steps=60, g
 
     def ffrotations_run(steps):
         name = f"mdsym-bench-{secrets.token_hex(4)}"
-        block = socket_block("ffrotations", name="mdsym", mode="unix", address=name, port=None,
-                             pbc=bool(atoms.pbc.all()), grid_mode="lebedev", grid_order=grid_order,
-                             inversion=True)
-        xml = render_input(atoms, atoms.get_velocities(), forcefield=block, total_steps=steps,
-                           trajectories=False, checkpoint_stride=10**6, verbosity="high")
+        inner = ipi_input.socket("mdsym", "unix", name, pbc=bool(atoms.pbc.all()))
+        block = ipi_input.rotations("mdsym", inner, grid_mode="lebedev", grid_order=grid_order,
+                                    inversion=True)
+        xml = md_input(atoms, block, steps)
         return ipi_ms_per_step(scratch / f"ffrot-{steps}-{secrets.token_hex(2)}", xml,
                          [SERVE + ["--model", model, "--structure", structure_file,
                                    "--unix", name, "--wait", "60"]])

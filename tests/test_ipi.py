@@ -7,7 +7,6 @@ sockets with unique names, and stops every process it started in ``finally``.
 import json
 import os
 import secrets
-import signal
 import socket
 import subprocess
 import time
@@ -19,10 +18,13 @@ import pytest
 from ase import units
 
 from mdsym.errors import MdsymError
+from mdsym.ipi import input as ipi_input
 from mdsym.ipi import protocol as p
 from mdsym.ipi.client import Potential
+from mdsym.ipi.outputs import SegmentReader
+from mdsym.ipi.supervisor import run_input
 from mdsym.models import load_model
-from mdsym.processes import command_for, mdsym_command
+from mdsym.processes import command_for, mdsym_command, stop
 from mdsym.rundir import RunDirectory
 from mdsym.symmetrize import average
 from mdsym.system import System
@@ -41,25 +43,6 @@ def unique_name(tag="t") -> str:
     return f"mdsym-{tag}-{os.getpid()}-{secrets.token_hex(3)}"
 
 
-def stop(process, timeout=10.0):
-    if process is None or process.poll() is not None:
-        return
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=timeout)
-    except ProcessLookupError:
-        return
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=timeout)
-
-
-def start(command, cwd, log_name):
-    log = open(Path(cwd) / log_name, "w")
-    return subprocess.Popen(command, cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
-
-
 def cluster_with_velocities(seed=1, temperature=300.0):
     from mdsym.engines.ipi_md import initial_velocities
 
@@ -69,34 +52,27 @@ def cluster_with_velocities(seed=1, temperature=300.0):
 
 
 def run_ipi_input(tmp_path, xml, clients, timeout=120.0):
-    """Run i-PI on ``xml`` with the client commands; return their logs."""
-    (tmp_path / "input.xml").write_text(xml)
-    processes = []
-    try:
-        # clients first: they retry until i-PI opens its socket, so all are there at step 0
-        for k, command in enumerate(clients):
-            processes.append(start(command, tmp_path, f"client{k}.log"))
-        ipi = start([*command_for("i-pi"), "input.xml"], tmp_path, "ipi.log")
-        processes.append(ipi)
-        deadline = time.monotonic() + timeout
-        while ipi.poll() is None:
-            assert time.monotonic() < deadline, "i-PI did not finish in time"
-            time.sleep(0.1)
-        log = (tmp_path / "ipi.log").read_text()
-        assert ipi.returncode == 0 and "Traceback" not in log, log[-2000:]
-        for process in processes[:-1]:
-            process.wait(timeout=30)  # clients leave on i-PI's EXIT
-        return [(tmp_path / f"client{k}.log").read_text() for k in range(len(clients))]
-    finally:
-        for process in processes:
-            stop(process)
+    """Run i-PI on ``xml`` with the client commands (mdsym's supervisor); return their logs."""
+    finished = run_input(tmp_path, xml, clients, timeout=timeout)
+    assert finished.returncode is not None, "i-PI did not finish in time"
+    log = finished.log
+    assert finished.returncode == 0 and "Traceback" not in log, log[-2000:]
+    return finished.client_logs
 
 
-def first_step(tmp_path, natoms, prefix="seg0"):
-    from mdsym.engines.ipi_md import IpiOutputs
+def first_step(tmp_path, atoms, prefix="seg0"):
+    """Step 0 as i-PI wrote it (atomic units): frame arrays, and ``thermo`` in the
+    order of ``ipi_input.THERMO``."""
+    reader = SegmentReader(tmp_path, prefix, atoms.get_chemical_symbols(), extras=False)
+    step = dict(reader.poll())[0]
+    return {**step.arrays, "thermo": [step.thermo[name] for name in ipi_input.THERMO]}
 
-    steps = dict(IpiOutputs(tmp_path, prefix, natoms, extras=False).poll())
-    return steps[0]
+
+def md_input(atoms, forcefield, total_steps, prefix="seg0", extras=False) -> str:
+    """An NVE input from the structure's velocities (mdsym's input builder)."""
+    outputs = ipi_input.Outputs(prefix=prefix, extras=extras)
+    return ipi_input.to_text(ipi_input.simulation(atoms, atoms.get_velocities(), forcefield,
+                                                  total_steps, outputs=outputs))
 
 
 # --- the engine: same trajectory as ASE ---------------------------------------------
@@ -153,7 +129,7 @@ def test_ipi_engine_matches_ase_velocity_verlet(tmp_path):
 
 
 def test_ffrotations_over_two_serves_matches_in_driver_averaging(tmp_path):
-    from mdsym.engines.ipi_md import ipi_rotation_grid, render_input, socket_block
+    from mdsym.ipi.input import ipi_rotation_grid
 
     atoms = cluster_with_velocities()
     model = "analytic:bond2=0.05,vector1=0.05,vector3-=0.02"
@@ -163,14 +139,14 @@ def test_ffrotations_over_two_serves_matches_in_driver_averaging(tmp_path):
     expected = average(load_model(model), System.from_atoms(atoms), grid)
 
     name = unique_name("rot")
-    block = socket_block("ffrotations", name="mdsym", mode="unix", address=name, port=None,
-                         pbc=False, grid_mode="lebedev", grid_order=3, inversion=True)
-    xml = render_input(atoms, atoms.get_velocities(), forcefield=block, total_steps=1)
+    block = ipi_input.rotations("mdsym", ipi_input.socket("mdsym", "unix", name),
+                                grid_mode="lebedev", grid_order=3, inversion=True)
+    xml = md_input(atoms, block, total_steps=1)
     ase.io.write(tmp_path / "structure.xyz", atoms)
     serve = SERVE + ["--model", model, "--structure", str(tmp_path / "structure.xyz"),
                      "--unix", name, "--wait", "60"]
     logs = run_ipi_input(tmp_path, xml, [serve, serve])
-    step = first_step(tmp_path, len(atoms))
+    step = first_step(tmp_path, atoms)
     forces = step["forces"] * p.AU_FORCE
     energy = step["thermo"][2] * p.HARTREE
     np.testing.assert_allclose(forces, expected["forces"], rtol=0, atol=1e-10)
@@ -185,14 +161,13 @@ def test_ffrotations_over_two_serves_matches_in_driver_averaging(tmp_path):
     # and one `mdsym serve --quadrature` with the same grid gives the same through i-PI
     np.savez(tmp_path / "grid.npz", rotations=grid.rotations, weights=grid.weights)
     name = unique_name("quad")
-    block = socket_block("ffsocket", name="mdsym", mode="unix", address=name, port=None, pbc=False)
-    xml = render_input(atoms, atoms.get_velocities(), forcefield=block, total_steps=1,
-                       prefix="one", extras=True)
+    block = ipi_input.socket("mdsym", "unix", name)
+    xml = md_input(atoms, block, total_steps=1, prefix="one", extras=True)
     run_ipi_input(tmp_path, xml, [SERVE + ["--model", model, "--structure",
                                             str(tmp_path / "structure.xyz"), "--unix", name,
                                             "--quadrature", str(tmp_path / "grid.npz"),
                                             "--wait", "60"]])
-    step = first_step(tmp_path, len(atoms), prefix="one")
+    step = first_step(tmp_path, atoms, prefix="one")
     np.testing.assert_allclose(step["forces"] * p.AU_FORCE, expected["forces"], atol=1e-10)
     extras = (tmp_path / "one.extras_0").read_text()
     assert "energy_rot_std" in extras and "forces_rot_std" in extras
@@ -202,8 +177,6 @@ def test_ffrotations_over_two_serves_matches_in_driver_averaging(tmp_path):
 
 
 def test_ipi_py_driver_and_ffdirect_use_the_pes_plugin(tmp_path):
-    from mdsym.engines.ipi_md import render_input, socket_block, template
-
     atoms = cluster_with_velocities()
     ase.io.write(tmp_path / "structure.xyz", atoms)
     potential = Potential(load_model("analytic"), atoms, "o3:2")
@@ -212,22 +185,20 @@ def test_ipi_py_driver_and_ffdirect_use_the_pes_plugin(tmp_path):
     assert set(json.loads(extras)) == {"energy_rot_std", "forces_rot_std"}
 
     name = unique_name("pes")
-    block = socket_block("ffsocket", name="mdsym", mode="unix", address=name, port=None, pbc=False)
-    xml = render_input(atoms, atoms.get_velocities(), forcefield=block, total_steps=2)
+    block = ipi_input.socket("mdsym", "unix", name)
+    xml = md_input(atoms, block, total_steps=2)
     driver = [*command_for("i-pi-py_driver"), "-m", "custom", "-P", str(PES), "-u", "-a", name,
               "-o", f"template={tmp_path / 'structure.xyz'},model=analytic,symmetrize=o3:2"]
     run_ipi_input(tmp_path, xml, [driver])
-    step = first_step(tmp_path, len(atoms))
+    step = first_step(tmp_path, atoms)
     np.testing.assert_allclose(step["forces"], forces, atol=1e-12)
     assert abs(step["thermo"][2] - energy) < 1e-12
 
-    block = template("ffdirect").substitute(
-        name="mdsym", pbc="false", pes_path=str(PES),
-        parameters=f"template: {tmp_path / 'structure.xyz'}, model: analytic, symmetrize: o3:2")
-    xml = render_input(atoms, atoms.get_velocities(), forcefield=block, total_steps=2,
-                       prefix="direct")
+    block = ipi_input.direct("mdsym", PES, {"template": tmp_path / "structure.xyz",
+                                            "model": "analytic", "symmetrize": "o3:2"})
+    xml = md_input(atoms, block, total_steps=2, prefix="direct")
     run_ipi_input(tmp_path, xml, [])
-    step = first_step(tmp_path, len(atoms), prefix="direct")
+    step = first_step(tmp_path, atoms, prefix="direct")
     np.testing.assert_allclose(step["forces"], forces, atol=1e-12)
 
 
