@@ -7,6 +7,7 @@ sockets with unique names, and stops every process it started in ``finally``.
 import json
 import os
 import secrets
+import signal
 import socket
 import subprocess
 import time
@@ -431,3 +432,134 @@ def test_monitor_stops_a_run_that_blows_up(tmp_path):
     assert result["time_to_failure_fs"] > 0
     thermo = rundir.read_thermo()
     assert thermo["step"][-1] == result["steps_done"] < 400
+
+
+# --- scale-out: several drivers, beads, a lost client ----------------------------------
+
+
+def pimd_config(rundir, **extra):
+    """Path-integral MD (4 beads) under a seeded thermostat (PILE-G)."""
+    settings = dict(ensemble="nvt", beads=4, steps=40, stride=5, thermostat_tau_fs=50.0,
+                    checkpoint_stride=10)
+    return nve_config(rundir, **{**settings, **extra})
+
+
+@pytest.fixture(scope="module")
+def pimd_one_driver(tmp_path_factory):
+    from mdsym.engines.ipi_md import run_ipi
+
+    rundir = RunDirectory(tmp_path_factory.mktemp("pimd") / "one-driver")
+    rundir.create(cluster_with_velocities())
+    result = run_ipi(pimd_config(rundir, drivers=1), rundir)
+    assert result["status"] == "completed", result
+    return rundir
+
+
+def assert_same_run(rundir, reference):
+    thermo, expected = rundir.read_thermo(), reference.read_thermo()
+    assert list(thermo["step"]) == list(range(41)) == list(expected["step"])
+    for column in ("potential_eV", "kinetic_eV", "conserved_eV", "Lx", "fnet_x"):
+        np.testing.assert_allclose(thermo[column], expected[column], rtol=1e-9, atol=1e-9)
+    frames = [ts.positions.copy() for ts in rundir.universe().trajectory]
+    expected_frames = [ts.positions.copy() for ts in reference.universe().trajectory]
+    assert len(frames) == len(expected_frames) == 9
+    np.testing.assert_allclose(frames, expected_frames, atol=1e-5)  # TRR: single precision
+
+
+def test_two_tcp_drivers_give_the_one_driver_trajectory(tmp_path, pimd_one_driver):
+    from mdsym.engines.ipi_md import run_ipi
+
+    rundir = RunDirectory(tmp_path / "two-drivers")
+    rundir.create(cluster_with_velocities())
+    result = run_ipi(pimd_config(rundir, drivers=2, socket="tcp"), rundir)
+    assert result["status"] == "completed", result
+    assert result["ipi"]["beads"] == 4 and result["ipi"]["drivers"] == 2
+    # the beads moved apart (PIMD proper, not classical MD four times)
+    thermo = rundir.read_thermo()
+    assert np.ptp(thermo["temperature_K"][-10:]) > 0
+    assert_same_run(rundir, pimd_one_driver)
+    # both clients computed forces
+    logs = [path.read_text() for path in sorted((rundir.path / "ipi").glob("seg0.serve*.log"))]
+    assert len(logs) == 2 and all("EXIT after" in log for log in logs), logs
+
+
+def client_pids(address: str) -> list:
+    """The ``mdsym serve`` processes connected to ``address`` (Linux /proc)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except (OSError, ValueError):
+            continue
+        if b"serve" in argv and address.encode() in argv:
+            pids.append(int(entry.name))
+    return sorted(pids)
+
+
+def test_a_killed_client_costs_no_step(tmp_path, pimd_one_driver):
+    from mdsym.engines.ipi_md import run_ipi
+
+    rundir = RunDirectory(tmp_path / "killed")
+    rundir.create(cluster_with_velocities())
+    name = unique_name("kill")
+    killed = []
+
+    def kill_one_client(step, total):
+        if step == 15 and not killed:
+            pids = client_pids(name)
+            assert len(pids) == 2, pids
+            os.kill(pids[-1], signal.SIGKILL)
+            killed.append(pids[-1])
+
+    result = run_ipi(pimd_config(rundir, drivers=2, address=name), rundir,
+                     progress=kill_one_client)
+    assert killed and result["status"] == "completed", result
+    restart = result["restarts"][0]
+    assert restart["clients"] == 1 and 10 <= restart["step"] <= 40, result["restarts"]
+    # every step once, and the same steps as the run that lost nothing
+    assert_same_run(rundir, pimd_one_driver)
+    assert not client_pids(name)
+
+
+def test_a_lost_remote_client_costs_no_step(tmp_path):
+    """A client mdsym did not start (another host's) dies: i-PI's socket thread dies
+    with it, the supervisor reads that in i-PI's log and continues with the local one."""
+    from mdsym.engines.ipi_md import run_ipi
+    from mdsym.processes import start
+
+    rundir = RunDirectory(tmp_path / "run")
+    rundir.create(cluster_with_velocities())
+    name = unique_name("remote")
+    remote = start(SERVE + ["--model", "analytic", "--structure", str(CLUSTER), "--unix", name,
+                            "--wait", "60"], tmp_path, tmp_path / "remote.log")
+    killed = []
+
+    def kill_the_remote_client(step, total):
+        if step >= 15 and not killed:
+            deadline = time.monotonic() + 60
+            while "initialised" not in (tmp_path / "remote.log").read_text():
+                assert time.monotonic() < deadline, "the remote client never joined"
+                time.sleep(0.1)
+            os.kill(remote.pid, signal.SIGKILL)
+            killed.append(step)
+
+    try:
+        result = run_ipi(pimd_config(rundir, drivers=1, address=name, steps=120), rundir,
+                         progress=kill_the_remote_client)
+    finally:
+        stop(remote)
+    assert killed and result["status"] == "completed", result
+    assert "socket thread" in result["restarts"][0]["reason"], result["restarts"]
+    assert list(rundir.read_thermo()["step"]) == list(range(121))
+
+
+def test_beads_and_drivers_are_refused_by_the_ase_engine(tmp_path):
+    for option in ("--beads", "--drivers"):
+        done = subprocess.run([*mdsym_command(), "run", "--engine", "ase", "--model", "analytic",
+                               "--structure", str(CLUSTER), option, "2", "--steps", "2",
+                               "--no-progress", "--out", str(tmp_path / "run")],
+                              capture_output=True, text=True, timeout=120)
+        lines = done.stderr.strip().splitlines()
+        assert done.returncode == 2 and len(lines) == 1, done.stderr
+        assert "i-PI engine" in lines[0] and "--engine ipi" in lines[0]
+        assert not (tmp_path / "run").exists()
