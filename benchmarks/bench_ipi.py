@@ -20,6 +20,12 @@
    degree); i-PI's ``<ffrotations>`` sending one request per rotation to one raw
    ``mdsym serve``.
 
+3. Scale-out (``--drivers``): path-integral MD (``beads`` beads, NVT, shipped
+   ``pet-ethanol`` on ethanol if shipped, else the analytic model on the Cu
+   cluster) with 1 and with 2 ``mdsym serve`` clients; i-PI spreads the beads over
+   the clients. The same i-PI per-step medians, runs of 1 and 2 clients
+   interleaved, best of ``repeats``.
+
 ``measure()`` returns every figure as a dict (``benchmarks/run_all.py`` calls it).
 Every process is pinned to one torch/OpenMP thread (2 shared cores here). Results
 go to ``benchmarks/results/ipi.json`` and a markdown table on stdout.
@@ -91,6 +97,36 @@ def per_step(run, short: int, long: int, repeats: int = 2) -> float:
     t_short = min(run(short) for _ in range(repeats))
     t_long = min(run(long) for _ in range(repeats))
     return 1000.0 * (t_long - t_short) / (long - short)
+
+
+def pimd_drivers(scratch: Path, beads=4, steps=60, repeats=1, log=print) -> dict:
+    """ms/step of path-integral MD with 1 and 2 clients (part 3 of the docstring)."""
+    from mdsym.models import shipped
+
+    structure, model = ("ethanol", "pet-ethanol") if "pet-ethanol" in shipped.names() \
+        else ("cu-cluster-55", "analytic")
+    atoms = ase.io.read(structure_path(structure))
+    atoms.set_velocities(initial_velocities(atoms, 300.0, 1))
+    path = scratch / f"{structure}.xyz"
+    ase.io.write(path, atoms)
+    dynamics = ipi_input.Dynamics(ensemble="nvt", beads=beads, timestep_fs=0.5)
+    outputs = ipi_input.Outputs(frames=False, checkpoint_stride=10**6, verbosity="high")
+    times = {1: [], 2: []}
+    for _ in range(repeats):
+        for drivers in (1, 2):
+            name = f"mdsym-bench-{secrets.token_hex(4)}"
+            xml = ipi_input.to_text(ipi_input.simulation(
+                atoms, atoms.get_velocities(), ipi_input.socket("mdsym", "unix", name), steps,
+                dynamics, outputs))
+            serve = SERVE + ["--model", model, "--structure", str(path), "--unix", name,
+                             "--wait", "60"]
+            times[drivers].append(ipi_ms_per_step(
+                scratch / f"pimd-{drivers}-{secrets.token_hex(2)}", xml, [serve] * drivers))
+    one, two = min(times[1]), min(times[2])
+    log(f"PIMD {beads} beads, {model}: 1 driver {one:.2f} ms/step, 2 drivers {two:.2f} ms/step")
+    return {"pimd": {"structure": structure, "model": model, "beads": beads, "steps": steps,
+                     "one_driver_ms_per_step": one, "two_drivers_ms_per_step": two,
+                     "two_drivers_speedup": one / two}}
 
 
 def measure(structure="cu-fcc-108", model="analytic", steps=500, sym_steps=60, grid_order=3,
@@ -220,6 +256,7 @@ def measure(structure="cu-fcc-108", model="analytic", steps=500, sym_steps=60, g
     results["in_driver_per_rotation_cost"] = (results["in_driver_ms_per_step"]
                                               / (len(grid) * results["ipi_socket_ms_per_step"]))
     results["steps"] = {"plain": [short, long], "symmetrized": [s_short, s_long]}
+    results.update(pimd_drivers(scratch, repeats=repeats, log=log))
     return results
 
 
@@ -248,7 +285,15 @@ def markdown(r) -> str:
               f"per-rotation cost (symmetrized step / (G x raw socket step)): <ffrotations> "
               f"{r['ffrotations_per_rotation_cost']:.3f}, mdsym serve {r['in_driver_per_rotation_cost']:.3f}",
               f"in-driver speed-up over <ffrotations>, same grid: {r['in_driver_speedup']:.1f}x (target >= 5x)"]
+    if "pimd" in r:
+        lines += ["", pimd_markdown(r["pimd"])]
     return "\n".join(lines)
+
+
+def pimd_markdown(pimd) -> str:
+    return (f"path-integral MD, {pimd['beads']} beads, {pimd['model']} on {pimd['structure']}: "
+            f"1 driver {pimd['one_driver_ms_per_step']:.2f} ms/step, 2 drivers "
+            f"{pimd['two_drivers_ms_per_step']:.2f} ms/step: {pimd['two_drivers_speedup']:.2f}x")
 
 
 def main():
@@ -259,9 +304,17 @@ def main():
     parser.add_argument("--sym-steps", type=int, default=60)
     parser.add_argument("--grid-order", type=int, default=3)
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "ipi.json"))
+    parser.add_argument("--only-drivers", action="store_true",
+                        help="Part 3 only: path-integral MD with 1 and 2 drivers.")
+    parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
+    if args.only_drivers:
+        pimd = pimd_drivers(Path(tempfile.mkdtemp(prefix="mdsym-bench-ipi-")), steps=args.steps,
+                            repeats=args.repeats, log=lambda m: print(m, flush=True))
+        print(pimd_markdown(pimd["pimd"]))
+        return
     results = measure(args.structure, args.model, args.steps, args.sym_steps, args.grid_order,
-                      log=lambda m: print(m, flush=True))
+                      repeats=args.repeats, log=lambda m: print(m, flush=True))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2))
