@@ -47,7 +47,7 @@ def exactness_degree(rotations, weights, inversion=True, up_to=12, tol=1e-10) ->
 
 def ipi_grids(max_order=13) -> list:
     """i-PI's Lebedev rotation grids with inversion: order, size, measured degree."""
-    from mdsym.engines.ipi_md import ipi_rotation_grid
+    from mdsym.ipi.input import ipi_rotation_grid
 
     grids = []
     for order in range(1, max_order + 1):

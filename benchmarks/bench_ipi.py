@@ -20,6 +20,12 @@
    degree); i-PI's ``<ffrotations>`` sending one request per rotation to one raw
    ``mdsym serve``.
 
+3. Scale-out (``--drivers``): path-integral MD (``beads`` beads, NVT, shipped
+   ``pet-ethanol`` on ethanol if shipped, else the analytic model on the Cu
+   cluster) with 1 and with 2 ``mdsym serve`` clients; i-PI spreads the beads over
+   the clients. The same i-PI per-step medians, runs of 1 and 2 clients
+   interleaved, best of ``repeats``.
+
 ``measure()`` returns every figure as a dict (``benchmarks/run_all.py`` calls it).
 Every process is pinned to one torch/OpenMP thread (2 shared cores here). Results
 go to ``benchmarks/results/ipi.json`` and a markdown table on stdout.
@@ -46,9 +52,11 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 from mdsym.cli import structure_path  # noqa: E402
-from mdsym.processes import command_for, mdsym_command, start, stop  # noqa: E402
-from mdsym.engines.ipi_md import (  # noqa: E402
-    initial_velocities, ipi_rotation_grid, render_input, socket_block, template)
+from mdsym.engines.ipi_md import initial_velocities  # noqa: E402
+from mdsym.ipi import input as ipi_input  # noqa: E402
+from mdsym.ipi.input import ipi_rotation_grid  # noqa: E402
+from mdsym.ipi.supervisor import run_input  # noqa: E402
+from mdsym.processes import mdsym_command  # noqa: E402
 
 SERVE = [*mdsym_command(), "serve", "--quiet"]
 PES = ROOT / "drivers" / "mdsym_pes.py"
@@ -59,24 +67,20 @@ STEP_TIME = re.compile(r"t/step:\s*([0-9.eE+-]+)")
 
 def ipi_ms_per_step(workdir: Path, xml: str, clients, skip: int = 2) -> float:
     """Median ms per MD step as i-PI logs it (``verbosity='high'``), over the steps
-    after the first ``skip``; clients are started first and left waiting."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / "input.xml").write_text(xml)
-    processes = []
-    try:
-        for k, command in enumerate(clients):
-            processes.append(start(command, workdir, workdir / f"client{k}.log"))
-        time.sleep(4.0 if clients else 0.0)  # let the clients import torch and start polling
-        ipi = start([*command_for("i-pi"), "input.xml"], workdir, workdir / "ipi.log")
-        processes.append(ipi)
-        ipi.wait(timeout=600)
-        log = (workdir / "ipi.log").read_text()
-        if ipi.returncode != 0:
-            raise RuntimeError(log[-2000:])
-    finally:
-        for process in processes:
-            stop(process, wait=30)
-    return median_step_ms(log, skip)
+    after the first ``skip``; clients are started first and left waiting (mdsym's
+    supervisor starts and stops every process)."""
+    # the settling time lets the clients import torch and start polling
+    finished = run_input(workdir, xml, clients, timeout=600, settle=4.0 if clients else 0.0)
+    if finished.returncode != 0:
+        raise RuntimeError(finished.log[-2000:])
+    return median_step_ms(finished.log, skip)
+
+
+def md_input(atoms, forcefield, steps) -> str:
+    """i-PI NVE input without trajectories, logging its per-step times."""
+    outputs = ipi_input.Outputs(frames=False, checkpoint_stride=10**6, verbosity="high")
+    return ipi_input.to_text(ipi_input.simulation(atoms, atoms.get_velocities(), forcefield, steps,
+                                                  ipi_input.Dynamics(timestep_fs=1.0), outputs))
 
 
 def median_step_ms(log: str, skip: int = 2) -> float:
@@ -93,6 +97,36 @@ def per_step(run, short: int, long: int, repeats: int = 2) -> float:
     t_short = min(run(short) for _ in range(repeats))
     t_long = min(run(long) for _ in range(repeats))
     return 1000.0 * (t_long - t_short) / (long - short)
+
+
+def pimd_drivers(scratch: Path, beads=4, steps=60, repeats=1, log=print) -> dict:
+    """ms/step of path-integral MD with 1 and 2 clients (part 3 of the docstring)."""
+    from mdsym.models import shipped
+
+    structure, model = ("ethanol", "pet-ethanol") if "pet-ethanol" in shipped.names() \
+        else ("cu-cluster-55", "analytic")
+    atoms = ase.io.read(structure_path(structure))
+    atoms.set_velocities(initial_velocities(atoms, 300.0, 1))
+    path = scratch / f"{structure}.xyz"
+    ase.io.write(path, atoms)
+    dynamics = ipi_input.Dynamics(ensemble="nvt", beads=beads, timestep_fs=0.5)
+    outputs = ipi_input.Outputs(frames=False, checkpoint_stride=10**6, verbosity="high")
+    times = {1: [], 2: []}
+    for _ in range(repeats):
+        for drivers in (1, 2):
+            name = f"mdsym-bench-{secrets.token_hex(4)}"
+            xml = ipi_input.to_text(ipi_input.simulation(
+                atoms, atoms.get_velocities(), ipi_input.socket("mdsym", "unix", name), steps,
+                dynamics, outputs))
+            serve = SERVE + ["--model", model, "--structure", str(path), "--unix", name,
+                             "--wait", "60"]
+            times[drivers].append(ipi_ms_per_step(
+                scratch / f"pimd-{drivers}-{secrets.token_hex(2)}", xml, [serve] * drivers))
+    one, two = min(times[1]), min(times[2])
+    log(f"PIMD {beads} beads, {model}: 1 driver {one:.2f} ms/step, 2 drivers {two:.2f} ms/step")
+    return {"pimd": {"structure": structure, "model": model, "beads": beads, "steps": steps,
+                     "one_driver_ms_per_step": one, "two_drivers_ms_per_step": two,
+                     "two_drivers_speedup": one / two}}
 
 
 def measure(structure="cu-fcc-108", model="analytic", steps=500, sym_steps=60, grid_order=3,
@@ -154,10 +188,8 @@ def measure(structure="cu-fcc-108", model="analytic", steps=500, sym_steps=60, g
 
     def plain_xml(steps):
         name = f"mdsym-bench-{secrets.token_hex(4)}"
-        block = socket_block("ffsocket", name="mdsym", mode="unix", address=name, port=None,
-                             pbc=bool(atoms.pbc.all()))
-        return name, render_input(atoms, atoms.get_velocities(), forcefield=block, total_steps=steps,
-                                  trajectories=False, checkpoint_stride=10**6, verbosity="high")
+        block = ipi_input.socket("mdsym", "unix", name, pbc=bool(atoms.pbc.all()))
+        return name, md_input(atoms, block, steps)
 
     # 1b. i-PI + mdsym serve over a unix socket
     def socket_run(steps, extra=(), tag="socket"):
@@ -174,11 +206,9 @@ def measure(structure="cu-fcc-108", model="analytic", steps=500, sym_steps=60, g
 
     # 1c. i-PI + the PES plugin in-process (ffdirect): i-PI's own per-step cost
     def direct_run(steps):
-        block = template("ffdirect").substitute(
-            name="mdsym", pbc=str(bool(atoms.pbc.all())).lower(), pes_path=str(PES),
-            parameters=f"template: {structure_file}, model: {model}")
-        xml = render_input(atoms, atoms.get_velocities(), forcefield=block, total_steps=steps,
-                           trajectories=False, checkpoint_stride=10**6, verbosity="high")
+        block = ipi_input.direct("mdsym", PES, {"template": structure_file, "model": model},
+                                 pbc=bool(atoms.pbc.all()))
+        xml = md_input(atoms, block, steps)
         return ipi_ms_per_step(scratch / f"direct-{steps}-{secrets.token_hex(2)}", xml, [])
 
     if ffdirect:
@@ -196,11 +226,10 @@ def measure(structure="cu-fcc-108", model="analytic", steps=500, sym_steps=60, g
 
     def ffrotations_run(steps):
         name = f"mdsym-bench-{secrets.token_hex(4)}"
-        block = socket_block("ffrotations", name="mdsym", mode="unix", address=name, port=None,
-                             pbc=bool(atoms.pbc.all()), grid_mode="lebedev", grid_order=grid_order,
-                             inversion=True)
-        xml = render_input(atoms, atoms.get_velocities(), forcefield=block, total_steps=steps,
-                           trajectories=False, checkpoint_stride=10**6, verbosity="high")
+        inner = ipi_input.socket("mdsym", "unix", name, pbc=bool(atoms.pbc.all()))
+        block = ipi_input.rotations("mdsym", inner, grid_mode="lebedev", grid_order=grid_order,
+                                    inversion=True)
+        xml = md_input(atoms, block, steps)
         return ipi_ms_per_step(scratch / f"ffrot-{steps}-{secrets.token_hex(2)}", xml,
                          [SERVE + ["--model", model, "--structure", structure_file,
                                    "--unix", name, "--wait", "60"]])
@@ -227,6 +256,7 @@ def measure(structure="cu-fcc-108", model="analytic", steps=500, sym_steps=60, g
     results["in_driver_per_rotation_cost"] = (results["in_driver_ms_per_step"]
                                               / (len(grid) * results["ipi_socket_ms_per_step"]))
     results["steps"] = {"plain": [short, long], "symmetrized": [s_short, s_long]}
+    results.update(pimd_drivers(scratch, repeats=repeats, log=log))
     return results
 
 
@@ -255,7 +285,15 @@ def markdown(r) -> str:
               f"per-rotation cost (symmetrized step / (G x raw socket step)): <ffrotations> "
               f"{r['ffrotations_per_rotation_cost']:.3f}, mdsym serve {r['in_driver_per_rotation_cost']:.3f}",
               f"in-driver speed-up over <ffrotations>, same grid: {r['in_driver_speedup']:.1f}x (target >= 5x)"]
+    if "pimd" in r:
+        lines += ["", pimd_markdown(r["pimd"])]
     return "\n".join(lines)
+
+
+def pimd_markdown(pimd) -> str:
+    return (f"path-integral MD, {pimd['beads']} beads, {pimd['model']} on {pimd['structure']}: "
+            f"1 driver {pimd['one_driver_ms_per_step']:.2f} ms/step, 2 drivers "
+            f"{pimd['two_drivers_ms_per_step']:.2f} ms/step: {pimd['two_drivers_speedup']:.2f}x")
 
 
 def main():
@@ -266,9 +304,17 @@ def main():
     parser.add_argument("--sym-steps", type=int, default=60)
     parser.add_argument("--grid-order", type=int, default=3)
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "ipi.json"))
+    parser.add_argument("--only-drivers", action="store_true",
+                        help="Part 3 only: path-integral MD with 1 and 2 drivers.")
+    parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
+    if args.only_drivers:
+        pimd = pimd_drivers(Path(tempfile.mkdtemp(prefix="mdsym-bench-ipi-")), steps=args.steps,
+                            repeats=args.repeats, log=lambda m: print(m, flush=True))
+        print(pimd_markdown(pimd["pimd"]))
+        return
     results = measure(args.structure, args.model, args.steps, args.sym_steps, args.grid_order,
-                      log=lambda m: print(m, flush=True))
+                      repeats=args.repeats, log=lambda m: print(m, flush=True))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2))

@@ -153,6 +153,14 @@ def equivariance(model, structure, degree, symmetrize, so3, forces, batch_size, 
 @click.option("--socket", type=click.Choice(["unix", "tcp"]), default="unix", show_default=True,
               help="i-PI engine: socket kind.")
 @click.option("--port", type=click.IntRange(1, 65535), default=None, help="i-PI engine: TCP port.")
+@click.option("--address", default=None,
+              help="i-PI engine: the unix socket's name, or with --socket tcp the host i-PI "
+                   "listens on (0.0.0.0: every interface, for drivers on other hosts).")
+@click.option("--drivers", default=1, show_default=True, type=click.IntRange(min=1),
+              help="i-PI engine: local 'mdsym serve' clients; i-PI spreads the beads over "
+                   "them (and over clients started on other hosts).")
+@click.option("--beads", default=1, show_default=True, type=click.IntRange(min=1),
+              help="i-PI engine: path-integral beads (1: classical MD).")
 @click.option("--min-distance", "min_distance_A", default=0.5, show_default=True, type=NON_NEGATIVE,
               help="Monitor: stop when two atoms come closer (Angstrom; 0 disables).")
 @click.option("--max-temperature-factor", default=5.0, show_default=True, type=NON_NEGATIVE,

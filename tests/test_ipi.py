@@ -19,10 +19,13 @@ import pytest
 from ase import units
 
 from mdsym.errors import MdsymError
+from mdsym.ipi import input as ipi_input
 from mdsym.ipi import protocol as p
 from mdsym.ipi.client import Potential
+from mdsym.ipi.outputs import SegmentReader
+from mdsym.ipi.supervisor import run_input
 from mdsym.models import load_model
-from mdsym.processes import command_for, mdsym_command
+from mdsym.processes import command_for, mdsym_command, stop
 from mdsym.rundir import RunDirectory
 from mdsym.symmetrize import average
 from mdsym.system import System
@@ -41,25 +44,6 @@ def unique_name(tag="t") -> str:
     return f"mdsym-{tag}-{os.getpid()}-{secrets.token_hex(3)}"
 
 
-def stop(process, timeout=10.0):
-    if process is None or process.poll() is not None:
-        return
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=timeout)
-    except ProcessLookupError:
-        return
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=timeout)
-
-
-def start(command, cwd, log_name):
-    log = open(Path(cwd) / log_name, "w")
-    return subprocess.Popen(command, cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
-
-
 def cluster_with_velocities(seed=1, temperature=300.0):
     from mdsym.engines.ipi_md import initial_velocities
 
@@ -69,34 +53,27 @@ def cluster_with_velocities(seed=1, temperature=300.0):
 
 
 def run_ipi_input(tmp_path, xml, clients, timeout=120.0):
-    """Run i-PI on ``xml`` with the client commands; return their logs."""
-    (tmp_path / "input.xml").write_text(xml)
-    processes = []
-    try:
-        # clients first: they retry until i-PI opens its socket, so all are there at step 0
-        for k, command in enumerate(clients):
-            processes.append(start(command, tmp_path, f"client{k}.log"))
-        ipi = start([*command_for("i-pi"), "input.xml"], tmp_path, "ipi.log")
-        processes.append(ipi)
-        deadline = time.monotonic() + timeout
-        while ipi.poll() is None:
-            assert time.monotonic() < deadline, "i-PI did not finish in time"
-            time.sleep(0.1)
-        log = (tmp_path / "ipi.log").read_text()
-        assert ipi.returncode == 0 and "Traceback" not in log, log[-2000:]
-        for process in processes[:-1]:
-            process.wait(timeout=30)  # clients leave on i-PI's EXIT
-        return [(tmp_path / f"client{k}.log").read_text() for k in range(len(clients))]
-    finally:
-        for process in processes:
-            stop(process)
+    """Run i-PI on ``xml`` with the client commands (mdsym's supervisor); return their logs."""
+    finished = run_input(tmp_path, xml, clients, timeout=timeout)
+    assert finished.returncode is not None, "i-PI did not finish in time"
+    log = finished.log
+    assert finished.returncode == 0 and "Traceback" not in log, log[-2000:]
+    return finished.client_logs
 
 
-def first_step(tmp_path, natoms, prefix="seg0"):
-    from mdsym.engines.ipi_md import IpiOutputs
+def first_step(tmp_path, atoms, prefix="seg0"):
+    """Step 0 as i-PI wrote it (atomic units): frame arrays, and ``thermo`` in the
+    order of ``ipi_input.THERMO``."""
+    reader = SegmentReader(tmp_path, prefix, atoms.get_chemical_symbols(), extras=False)
+    step = dict(reader.poll())[0]
+    return {**step.arrays, "thermo": [step.thermo[name] for name in ipi_input.THERMO]}
 
-    steps = dict(IpiOutputs(tmp_path, prefix, natoms, extras=False).poll())
-    return steps[0]
+
+def md_input(atoms, forcefield, total_steps, prefix="seg0", extras=False) -> str:
+    """An NVE input from the structure's velocities (mdsym's input builder)."""
+    outputs = ipi_input.Outputs(prefix=prefix, extras=extras)
+    return ipi_input.to_text(ipi_input.simulation(atoms, atoms.get_velocities(), forcefield,
+                                                  total_steps, outputs=outputs))
 
 
 # --- the engine: same trajectory as ASE ---------------------------------------------
@@ -153,7 +130,7 @@ def test_ipi_engine_matches_ase_velocity_verlet(tmp_path):
 
 
 def test_ffrotations_over_two_serves_matches_in_driver_averaging(tmp_path):
-    from mdsym.engines.ipi_md import ipi_rotation_grid, render_input, socket_block
+    from mdsym.ipi.input import ipi_rotation_grid
 
     atoms = cluster_with_velocities()
     model = "analytic:bond2=0.05,vector1=0.05,vector3-=0.02"
@@ -163,14 +140,14 @@ def test_ffrotations_over_two_serves_matches_in_driver_averaging(tmp_path):
     expected = average(load_model(model), System.from_atoms(atoms), grid)
 
     name = unique_name("rot")
-    block = socket_block("ffrotations", name="mdsym", mode="unix", address=name, port=None,
-                         pbc=False, grid_mode="lebedev", grid_order=3, inversion=True)
-    xml = render_input(atoms, atoms.get_velocities(), forcefield=block, total_steps=1)
+    block = ipi_input.rotations("mdsym", ipi_input.socket("mdsym", "unix", name),
+                                grid_mode="lebedev", grid_order=3, inversion=True)
+    xml = md_input(atoms, block, total_steps=1)
     ase.io.write(tmp_path / "structure.xyz", atoms)
     serve = SERVE + ["--model", model, "--structure", str(tmp_path / "structure.xyz"),
                      "--unix", name, "--wait", "60"]
     logs = run_ipi_input(tmp_path, xml, [serve, serve])
-    step = first_step(tmp_path, len(atoms))
+    step = first_step(tmp_path, atoms)
     forces = step["forces"] * p.AU_FORCE
     energy = step["thermo"][2] * p.HARTREE
     np.testing.assert_allclose(forces, expected["forces"], rtol=0, atol=1e-10)
@@ -185,14 +162,13 @@ def test_ffrotations_over_two_serves_matches_in_driver_averaging(tmp_path):
     # and one `mdsym serve --quadrature` with the same grid gives the same through i-PI
     np.savez(tmp_path / "grid.npz", rotations=grid.rotations, weights=grid.weights)
     name = unique_name("quad")
-    block = socket_block("ffsocket", name="mdsym", mode="unix", address=name, port=None, pbc=False)
-    xml = render_input(atoms, atoms.get_velocities(), forcefield=block, total_steps=1,
-                       prefix="one", extras=True)
+    block = ipi_input.socket("mdsym", "unix", name)
+    xml = md_input(atoms, block, total_steps=1, prefix="one", extras=True)
     run_ipi_input(tmp_path, xml, [SERVE + ["--model", model, "--structure",
                                             str(tmp_path / "structure.xyz"), "--unix", name,
                                             "--quadrature", str(tmp_path / "grid.npz"),
                                             "--wait", "60"]])
-    step = first_step(tmp_path, len(atoms), prefix="one")
+    step = first_step(tmp_path, atoms, prefix="one")
     np.testing.assert_allclose(step["forces"] * p.AU_FORCE, expected["forces"], atol=1e-10)
     extras = (tmp_path / "one.extras_0").read_text()
     assert "energy_rot_std" in extras and "forces_rot_std" in extras
@@ -202,8 +178,6 @@ def test_ffrotations_over_two_serves_matches_in_driver_averaging(tmp_path):
 
 
 def test_ipi_py_driver_and_ffdirect_use_the_pes_plugin(tmp_path):
-    from mdsym.engines.ipi_md import render_input, socket_block, template
-
     atoms = cluster_with_velocities()
     ase.io.write(tmp_path / "structure.xyz", atoms)
     potential = Potential(load_model("analytic"), atoms, "o3:2")
@@ -212,22 +186,20 @@ def test_ipi_py_driver_and_ffdirect_use_the_pes_plugin(tmp_path):
     assert set(json.loads(extras)) == {"energy_rot_std", "forces_rot_std"}
 
     name = unique_name("pes")
-    block = socket_block("ffsocket", name="mdsym", mode="unix", address=name, port=None, pbc=False)
-    xml = render_input(atoms, atoms.get_velocities(), forcefield=block, total_steps=2)
+    block = ipi_input.socket("mdsym", "unix", name)
+    xml = md_input(atoms, block, total_steps=2)
     driver = [*command_for("i-pi-py_driver"), "-m", "custom", "-P", str(PES), "-u", "-a", name,
               "-o", f"template={tmp_path / 'structure.xyz'},model=analytic,symmetrize=o3:2"]
     run_ipi_input(tmp_path, xml, [driver])
-    step = first_step(tmp_path, len(atoms))
+    step = first_step(tmp_path, atoms)
     np.testing.assert_allclose(step["forces"], forces, atol=1e-12)
     assert abs(step["thermo"][2] - energy) < 1e-12
 
-    block = template("ffdirect").substitute(
-        name="mdsym", pbc="false", pes_path=str(PES),
-        parameters=f"template: {tmp_path / 'structure.xyz'}, model: analytic, symmetrize: o3:2")
-    xml = render_input(atoms, atoms.get_velocities(), forcefield=block, total_steps=2,
-                       prefix="direct")
+    block = ipi_input.direct("mdsym", PES, {"template": tmp_path / "structure.xyz",
+                                            "model": "analytic", "symmetrize": "o3:2"})
+    xml = md_input(atoms, block, total_steps=2, prefix="direct")
     run_ipi_input(tmp_path, xml, [])
-    step = first_step(tmp_path, len(atoms), prefix="direct")
+    step = first_step(tmp_path, atoms, prefix="direct")
     np.testing.assert_allclose(step["forces"], forces, atol=1e-12)
 
 
@@ -460,3 +432,134 @@ def test_monitor_stops_a_run_that_blows_up(tmp_path):
     assert result["time_to_failure_fs"] > 0
     thermo = rundir.read_thermo()
     assert thermo["step"][-1] == result["steps_done"] < 400
+
+
+# --- scale-out: several drivers, beads, a lost client ----------------------------------
+
+
+def pimd_config(rundir, **extra):
+    """Path-integral MD (4 beads) under a seeded thermostat (PILE-G)."""
+    settings = dict(ensemble="nvt", beads=4, steps=40, stride=5, thermostat_tau_fs=50.0,
+                    checkpoint_stride=10)
+    return nve_config(rundir, **{**settings, **extra})
+
+
+@pytest.fixture(scope="module")
+def pimd_one_driver(tmp_path_factory):
+    from mdsym.engines.ipi_md import run_ipi
+
+    rundir = RunDirectory(tmp_path_factory.mktemp("pimd") / "one-driver")
+    rundir.create(cluster_with_velocities())
+    result = run_ipi(pimd_config(rundir, drivers=1), rundir)
+    assert result["status"] == "completed", result
+    return rundir
+
+
+def assert_same_run(rundir, reference):
+    thermo, expected = rundir.read_thermo(), reference.read_thermo()
+    assert list(thermo["step"]) == list(range(41)) == list(expected["step"])
+    for column in ("potential_eV", "kinetic_eV", "conserved_eV", "Lx", "fnet_x"):
+        np.testing.assert_allclose(thermo[column], expected[column], rtol=1e-9, atol=1e-9)
+    frames = [ts.positions.copy() for ts in rundir.universe().trajectory]
+    expected_frames = [ts.positions.copy() for ts in reference.universe().trajectory]
+    assert len(frames) == len(expected_frames) == 9
+    np.testing.assert_allclose(frames, expected_frames, atol=1e-5)  # TRR: single precision
+
+
+def test_two_tcp_drivers_give_the_one_driver_trajectory(tmp_path, pimd_one_driver):
+    from mdsym.engines.ipi_md import run_ipi
+
+    rundir = RunDirectory(tmp_path / "two-drivers")
+    rundir.create(cluster_with_velocities())
+    result = run_ipi(pimd_config(rundir, drivers=2, socket="tcp"), rundir)
+    assert result["status"] == "completed", result
+    assert result["ipi"]["beads"] == 4 and result["ipi"]["drivers"] == 2
+    # the beads moved apart (PIMD proper, not classical MD four times)
+    thermo = rundir.read_thermo()
+    assert np.ptp(thermo["temperature_K"][-10:]) > 0
+    assert_same_run(rundir, pimd_one_driver)
+    # both clients computed forces
+    logs = [path.read_text() for path in sorted((rundir.path / "ipi").glob("seg0.serve*.log"))]
+    assert len(logs) == 2 and all("EXIT after" in log for log in logs), logs
+
+
+def client_pids(address: str) -> list:
+    """The ``mdsym serve`` processes connected to ``address`` (Linux /proc)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except (OSError, ValueError):
+            continue
+        if b"serve" in argv and address.encode() in argv:
+            pids.append(int(entry.name))
+    return sorted(pids)
+
+
+def test_a_killed_client_costs_no_step(tmp_path, pimd_one_driver):
+    from mdsym.engines.ipi_md import run_ipi
+
+    rundir = RunDirectory(tmp_path / "killed")
+    rundir.create(cluster_with_velocities())
+    name = unique_name("kill")
+    killed = []
+
+    def kill_one_client(step, total):
+        if step == 15 and not killed:
+            pids = client_pids(name)
+            assert len(pids) == 2, pids
+            os.kill(pids[-1], signal.SIGKILL)
+            killed.append(pids[-1])
+
+    result = run_ipi(pimd_config(rundir, drivers=2, address=name), rundir,
+                     progress=kill_one_client)
+    assert killed and result["status"] == "completed", result
+    restart = result["restarts"][0]
+    assert restart["clients"] == 1 and 10 <= restart["step"] <= 40, result["restarts"]
+    # every step once, and the same steps as the run that lost nothing
+    assert_same_run(rundir, pimd_one_driver)
+    assert not client_pids(name)
+
+
+def test_a_lost_remote_client_costs_no_step(tmp_path):
+    """A client mdsym did not start (another host's) dies: i-PI's socket thread dies
+    with it, the supervisor reads that in i-PI's log and continues with the local one."""
+    from mdsym.engines.ipi_md import run_ipi
+    from mdsym.processes import start
+
+    rundir = RunDirectory(tmp_path / "run")
+    rundir.create(cluster_with_velocities())
+    name = unique_name("remote")
+    remote = start(SERVE + ["--model", "analytic", "--structure", str(CLUSTER), "--unix", name,
+                            "--wait", "60"], tmp_path, tmp_path / "remote.log")
+    killed = []
+
+    def kill_the_remote_client(step, total):
+        if step >= 15 and not killed:
+            deadline = time.monotonic() + 60
+            while "initialised" not in (tmp_path / "remote.log").read_text():
+                assert time.monotonic() < deadline, "the remote client never joined"
+                time.sleep(0.1)
+            os.kill(remote.pid, signal.SIGKILL)
+            killed.append(step)
+
+    try:
+        result = run_ipi(pimd_config(rundir, drivers=1, address=name, steps=120), rundir,
+                         progress=kill_the_remote_client)
+    finally:
+        stop(remote)
+    assert killed and result["status"] == "completed", result
+    assert "socket thread" in result["restarts"][0]["reason"], result["restarts"]
+    assert list(rundir.read_thermo()["step"]) == list(range(121))
+
+
+def test_beads_and_drivers_are_refused_by_the_ase_engine(tmp_path):
+    for option in ("--beads", "--drivers"):
+        done = subprocess.run([*mdsym_command(), "run", "--engine", "ase", "--model", "analytic",
+                               "--structure", str(CLUSTER), option, "2", "--steps", "2",
+                               "--no-progress", "--out", str(tmp_path / "run")],
+                              capture_output=True, text=True, timeout=120)
+        lines = done.stderr.strip().splitlines()
+        assert done.returncode == 2 and len(lines) == 1, done.stderr
+        assert "i-PI engine" in lines[0] and "--engine ipi" in lines[0]
+        assert not (tmp_path / "run").exists()

@@ -1,67 +1,57 @@
-"""The i-PI engine of ``mdsym run``: i-PI integrates, ``mdsym serve`` computes forces.
+"""The i-PI engine of ``mdsym run``: i-PI integrates, ``mdsym serve`` clients compute forces.
 
-``run_ipi`` renders an i-PI input from the templates in ``mdsym/data/ipi``
-(``inputs/ipi``), starts ``i-pi`` in ``RUN/ipi/`` and one ``mdsym serve`` client
-(unix socket by default, TCP on request), follows i-PI's output files while it
-runs, and turns them into the run directory format as they appear: one
+``run_ipi`` builds i-PI's input (``mdsym.ipi.input``), starts ``i-pi`` in
+``RUN/ipi/`` with ``drivers`` ``mdsym serve`` clients (``mdsym.ipi.supervisor``;
+unix socket by default, TCP on request), follows i-PI's output files as they grow
+(``mdsym.ipi.outputs``) and turns them into the run directory as they appear: one
 ``thermo.csv`` row per step, one ``trajectory.trr`` frame every ``stride`` steps.
-Both processes are stopped (process groups, SIGTERM then SIGKILL) and the socket
-file removed on completion, failure, a stability monitor tripping, or Ctrl-C.
+With ``beads`` > 1 (path-integral MD) i-PI sends every bead's forces as a separate
+request and spreads them over its clients; the run directory holds the centroid.
+More clients can join from other hosts over TCP (``mdsym serve --address HOST
+--port P``, README).
 
-Every number in the input is in atomic units converted with ASE's constants
-(``mdsym.ipi.protocol``), masses come from the structure, and ``fixcom`` is off:
-with the same initial velocities and timestep, i-PI's NVE run is ASE's
-``VelocityVerlet`` run to round-off.
+Segments. i-PI writes, per segment ``K`` (one per start, resume or recovery),
+``RUN/ipi/segK.*`` (``mdsym.ipi.input.output_files``), its log ``segK.ipi.log``
+and one log per client, ``segK.serve{k}.log``. ``--resume`` restarts i-PI from the
+newest checkpoint, first converting what the previous segment wrote up to it and
+cutting the run directory back to it (no step twice). The same happens within a
+run when i-PI stalls because a client was lost (``supervisor.IpiProcesses.problem``):
+i-PI is stopped (it checkpoints the last step) and continues from there with the
+clients left; ``restarts`` in the result says when and why.
 
-i-PI writes, per segment ``K`` (one per start or resume), ``RUN/ipi/segK.*``:
-``thermo`` (properties, every step), ``pos/vel/frc_0.bin`` (binary trajectories,
-every step: the thermo columns need velocities and forces), ``extras_0`` (the
-rotational std sent by ``mdsym serve``, when symmetrizing) and ``RESTART``
-(checkpoint every ``checkpoint_stride`` steps and at exit). ``--resume`` restarts
-i-PI from the newest RESTART, first converting what the previous segment wrote
-up to that checkpoint and cutting the run directory back to it (no duplicates).
-
-Monitors are enforced here, on each step as it is converted: non-finite energy or
-forces, temperature above ``max_temperature_factor`` times the target, two atoms
-closer than ``min_distance_A``. ``mdsym serve`` itself fails (and the run with
+Monitors (``mdsym.monitors``) are enforced here, on each step as it is converted:
+non-finite energy or forces, temperature above ``max_temperature_factor`` times the
+target, two atoms closer than ``min_distance_A``, bonds of a molecule broken or
+formed. ``mdsym serve`` itself fails (and the run with
 it) when the model returns NaN/inf. The run stops at the first trip: every step
 up to it is in the run directory, and ``status``/``reason``/``time_to_failure_fs``
 say what happened.
 """
 
-import ast
 import os
 import secrets
-import signal
-import socket
-import string
+import socket as sockets
 import time
-import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from ase import units
 
 from ..errors import MdsymError
+from ..ipi import input as ipi_input
 from ..ipi import protocol as p
 from ..ipi.client import DEFAULT_SOCKETS_PREFIX, unix_path
+from ..ipi.outputs import SegmentReader
+from ..ipi.supervisor import IpiProcesses, last_line, terminate_as_interrupt
 from ..monitors import MonitorSettings, StabilityMonitor
 from ..processes import command_for, mdsym_command
-from ..processes import start as start_process
-from ..processes import stop as stop_process
 from ..rundir import RunDirectory, mechanics
+from ..symmetrize import SymmetrizeSpec
+from .run import DEFAULT_TIMESTEP_FS
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "data" / "ipi"
-TRAJECTORIES = (("pos", "positions"), ("vel", "velocities"), ("frc", "forces"))
-NONPERIODIC_BOX_A = 1000.0  # i-PI needs a cell; clusters get a large one, and pbc off
-
-
-def template(name: str) -> string.Template:
-    return string.Template((TEMPLATES / f"{name}.xml").read_text())
-
-
-def xml_array(values) -> str:
-    return "[ " + ", ".join(repr(float(x)) for x in np.ravel(values)) + " ]"
+#: hosts on which i-PI listens on every interface; local clients connect to localhost
+EVERY_INTERFACE = ("", "0.0.0.0", "::")
 
 
 def ipi_version() -> str:
@@ -71,9 +61,6 @@ def ipi_version() -> str:
         return version("ipi")
     except Exception:
         return "unknown"
-
-
-# --- the input ------------------------------------------------------------------
 
 
 def initial_velocities(atoms, temperature_K, seed) -> np.ndarray:
@@ -88,66 +75,7 @@ def initial_velocities(atoms, temperature_K, seed) -> np.ndarray:
     return np.zeros((len(atoms), 3)) if velocities is None else velocities
 
 
-def socket_block(kind: str, *, name, mode, address, port, pbc, batch_size=1,
-                 latency=1e-4, grid_mode="lebedev", grid_order=1, inversion=False) -> str:
-    """A ``<ffsocket>`` or ``<ffrotations>`` (around an ``<ffsocket>``) block."""
-    return template(kind).substitute(
-        name=name, mode=mode, address=address, port=port or 65535, pbc=str(bool(pbc)).lower(),
-        batch_size=int(batch_size), latency=latency, timeout=0,
-        grid_mode=grid_mode, grid_order=int(grid_order), inversion=str(bool(inversion)),
-    )
-
-
-def render_input(atoms, velocities, *, forcefield: str, forcefield_name="mdsym", prefix="seg0",
-                 ensemble="nve", thermostat="svr", timestep_fs=1.0, total_steps=100,
-                 temperature_K=300.0, tau_fs=100.0, seed=0, trajectories=True, extras=False,
-                 checkpoint_stride=100, thermo_stride=1, verbosity="low") -> str:
-    """The i-PI input for an MD run of ``atoms`` (ASE units in, atomic units out).
-
-    ``verbosity`` is i-PI's: at ``high`` it logs its wall time of every MD step."""
-    if ensemble not in ("nve", "nvt"):
-        raise MdsymError(f"unknown ensemble {ensemble!r}: use nve or nvt")
-    thermostat_xml = ""
-    if ensemble == "nvt":
-        if thermostat not in ("svr", "langevin"):
-            raise MdsymError(f"the i-PI engine offers thermostats svr and langevin, not {thermostat!r}")
-        if not temperature_K or temperature_K <= 0:
-            raise MdsymError("nvt needs a positive --temperature")
-        tau = tau_fs * units.fs / p.AU_TIME
-        thermostat_xml = (f"        <thermostat mode='{thermostat}'>"
-                          f"<tau units='atomic_unit'> {tau!r} </tau></thermostat>")
-    if atoms.pbc.all():
-        h = np.array(atoms.cell.array).T  # i-PI: lattice vectors as columns
-    elif not atoms.pbc.any():
-        h = np.eye(3) * NONPERIODIC_BOX_A
-    else:
-        raise MdsymError("mixed periodic boundary conditions are not supported")
-    lines = []
-    if trajectories:
-        for filename, what in TRAJECTORIES:
-            lines.append(f"    <trajectory filename='{filename}' stride='{thermo_stride}' "
-                         f"format='bin' flush='1'> {what} </trajectory>")
-    if extras:
-        lines.append(f"    <trajectory filename='extras' stride='{thermo_stride}' flush='1'> "
-                     "extras </trajectory>")
-    labels = "[ " + ", ".join(f"'{s}'" for s in atoms.get_chemical_symbols()) + " ]"
-    return template("md").substitute(
-        verbosity=verbosity, safe_stride=1, prefix=prefix, thermo_stride=thermo_stride,
-        trajectories="\n".join(lines), checkpoint_stride=int(checkpoint_stride),
-        total_steps=int(total_steps), seed=int(seed), forcefield=forcefield,
-        forcefield_name=forcefield_name,
-        labels=labels,
-        masses=xml_array(atoms.get_masses() / p.AU_MASS),
-        cell=xml_array(h / p.BOHR),
-        positions=xml_array(atoms.positions / p.BOHR),
-        velocities=xml_array(np.asarray(velocities) / p.AU_VELOCITY),
-        ensemble=ensemble, timestep=repr(timestep_fs * units.fs / p.AU_TIME),
-        thermostat=thermostat_xml,
-        temperature=repr((temperature_K or 0.0) / p.AU_TEMPERATURE),
-    )
-
-
-# --- sockets ----------------------------------------------------------------------
+# --- the socket ------------------------------------------------------------------------
 
 
 def check_unix_socket(name: str, prefix: str = DEFAULT_SOCKETS_PREFIX) -> str:
@@ -162,7 +90,7 @@ def check_unix_socket(name: str, prefix: str = DEFAULT_SOCKETS_PREFIX) -> str:
 
 def check_port(port: int, address: str = "localhost") -> int:
     """``port`` if free (a free one if ``None``), else one clear line."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+    with sockets.socket(sockets.AF_INET, sockets.SOCK_STREAM) as probe:
         try:
             probe.bind((address, int(port or 0)))
         except OSError as error:
@@ -170,176 +98,40 @@ def check_port(port: int, address: str = "localhost") -> int:
         return probe.getsockname()[1]
 
 
-# --- reading i-PI's outputs as they grow ----------------------------------------------
+@dataclass(frozen=True)
+class Socket:
+    """Where i-PI listens (``mode`` unix: ``address`` is the socket's name; inet: the
+    host, with ``port``) and how the local clients reach it."""
+
+    mode: str
+    address: str
+    port: int = None
+    file: str = None  # the unix socket file, removed when the run ends
+
+    @classmethod
+    def open(cls, config) -> "Socket":
+        """The run's socket, checked free now (one clear line if not)."""
+        if (config.get("socket") or "unix") == "unix":
+            name = config.get("address") or f"mdsym-{os.getpid()}-{secrets.token_hex(4)}"
+            return cls("unix", name, None, check_unix_socket(name))
+        address = config.get("address") or "localhost"
+        return cls("inet", address, check_port(config.get("port"), address))
+
+    def client_args(self) -> list:
+        if self.mode == "unix":
+            return ["--unix", self.address]
+        host = "localhost" if self.address in EVERY_INTERFACE else self.address
+        return ["--address", host, "--port", str(self.port)]
+
+    def forcefield(self, pbc: bool, latency: float):
+        return ipi_input.socket("mdsym", self.mode, self.address, self.port, pbc=pbc,
+                                latency=latency)
+
+    def details(self) -> dict:
+        return {"socket": self.mode, "address": self.address, "port": self.port}
 
 
-class _Stream:
-    """New complete records of a file that another process appends to."""
-
-    def __init__(self, path: Path):
-        self.path = path
-        self.offset = 0
-
-    def new_bytes(self) -> bytes:
-        try:
-            with open(self.path, "rb") as handle:
-                handle.seek(self.offset)
-                return handle.read()
-        except FileNotFoundError:
-            return b""
-
-
-class _Lines(_Stream):
-    def read(self) -> list:
-        data = self.new_bytes()
-        end = data.rfind(b"\n") + 1
-        self.offset += end
-        return data[:end].decode("utf-8", errors="replace").splitlines()
-
-
-class _BinaryTrajectory(_Stream):
-    """i-PI's ``format='bin'`` trajectory: per frame the cell ``h`` (9 float64), the
-    atom count (int64), 3N float64, the length (int64) and text (UTF-32) of the
-    ``|``-joined names, then a fixed-width UTF-32 title ``Step: ... Bead: ... key{unit}``."""
-
-    def __init__(self, path: Path, key: str, natoms: int):
-        super().__init__(path)
-        title = ("Step:  %10d  Bead:   %5d " % (0, 0)) + f"{key}{{atomic_unit}}  cell{{atomic_unit}}"
-        self.title_length = len(title)
-        self.natoms = natoms
-        self.record = None
-
-    def read(self) -> list:
-        data = self.new_bytes()
-        if self.record is None:
-            head = 72 + 8 + 24 * self.natoms
-            if len(data) < head + 8:
-                return []
-            names_length = int(np.frombuffer(data, np.int64, 1, head)[0])
-            self.record = head + 8 + 4 * names_length + 4 * self.title_length
-        frames = []
-        count = len(data) // self.record
-        for k in range(count):
-            base = k * self.record
-            h = np.frombuffer(data, np.float64, 9, base).reshape(3, 3)
-            values = np.frombuffer(data, np.float64, 3 * self.natoms, base + 80).reshape(-1, 3)
-            title = data[base + self.record - 4 * self.title_length : base + self.record]
-            step = int(title.decode("utf-32-le").split()[1])
-            frames.append((step, h.copy(), values.copy()))
-        self.offset += count * self.record
-        return frames
-
-
-class IpiOutputs:
-    """Follows one segment's output files and yields whole steps, in order."""
-
-    def __init__(self, workdir: Path, prefix: str, natoms: int, extras: bool):
-        self.thermo = _Lines(workdir / f"{prefix}.thermo")
-        self.trajectories = {
-            key: _BinaryTrajectory(workdir / f"{prefix}.{name}_0.bin", what, natoms)
-            for (name, what), key in zip(TRAJECTORIES, ("positions", "velocities", "forces"))
-        }
-        self.extras = _Lines(workdir / f"{prefix}.extras_0") if extras else None
-        self.pending = {}
-        self._extras_step = None
-
-    def _slot(self, step):
-        return self.pending.setdefault(step, {})
-
-    def poll(self) -> list:
-        """Steps complete in every stream since the last call: ``[(step, data)]``."""
-        for line in self.thermo.read():
-            if line.startswith("#") or not line.strip():
-                continue
-            values = [float(x) for x in line.split()]
-            self._slot(int(round(values[0])))["thermo"] = values
-        for key, stream in self.trajectories.items():
-            for step, h, values in stream.read():
-                self._slot(step)[key] = values
-                self._slot(step)["h"] = h
-        if self.extras is not None:
-            for line in self.extras.read():
-                text = line.strip()
-                if text.startswith("#EXTRAS"):
-                    self._extras_step = int(text.split("Step:")[1].split()[0])
-                elif text and self._extras_step is not None:
-                    self._slot(self._extras_step)["extras"] = _parse_extras(text)
-                    self._extras_step = None
-        wanted = {"thermo", "positions", "velocities", "forces"} | (
-            {"extras"} if self.extras is not None else set())
-        done = []
-        for step in sorted(self.pending):
-            if not wanted <= set(self.pending[step]):
-                break
-            done.append((step, self.pending.pop(step)))
-        return done
-
-
-def _parse_extras(text: str) -> dict:
-    """i-PI prints the parsed extras as a Python dict of lists (one per bead)."""
-    try:
-        value = ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        return {}
-    out = {}
-    for key in ("energy_rot_std", "forces_rot_std"):
-        item = value.get(key) if isinstance(value, dict) else None
-        if isinstance(item, list) and item:
-            item = item[0]
-        if isinstance(item, (int, float)):
-            out[key] = float(item)
-    return out
-
-
-# --- one step into the run directory ---------------------------------------------------
-
-
-def thermo_row(step, data, masses, periodic) -> tuple:
-    """A ``thermo.csv`` row (the columns of ``mdsym.rundir``) and the frame arrays of one
-    i-PI step, converted from atomic units here."""
-    _, time_au, potential, kinetic, conserved, temperature = data["thermo"][:6]
-    positions = data["positions"] * p.BOHR
-    velocities = data["velocities"] * p.AU_VELOCITY
-    forces = data["forces"] * p.AU_FORCE
-    cell = data["h"].T * p.BOHR if periodic else None
-    extras = data.get("extras", {})
-    row = {
-        "step": int(step), "time_fs": time_au * p.AU_TIME / units.fs,
-        "potential_eV": potential * p.HARTREE, "kinetic_eV": kinetic * p.HARTREE,
-        "conserved_eV": conserved * p.HARTREE, "temperature_K": temperature * p.AU_TEMPERATURE,
-        "energy_rot_std_eV": extras.get("energy_rot_std", float("nan")),
-        "forces_rot_std_eVA": extras.get("forces_rot_std", float("nan")),
-    }
-    row.update(mechanics(positions, velocities, forces, masses))
-    return row, positions, velocities, forces, cell
-
-
-# --- processes ----------------------------------------------------------------------
-
-
-class _TerminateAsInterrupt:
-    """While running, SIGTERM and SIGHUP act like Ctrl-C (so cleanup runs)."""
-
-    def __enter__(self):
-        self.saved = {}
-        import threading
-
-        if threading.current_thread() is threading.main_thread():
-            for signum in (signal.SIGTERM, signal.SIGHUP):
-                self.saved[signum] = signal.signal(signum, self._raise)
-        return self
-
-    @staticmethod
-    def _raise(signum, frame):
-        raise KeyboardInterrupt
-
-    def __exit__(self, *exc):
-        for signum, handler in self.saved.items():
-            signal.signal(signum, handler)
-        return False
-
-
-def serve_command(config, socket_args) -> list:
+def serve_command(config, socket: Socket) -> list:
     model = str(config["model"])
     if Path(model).exists():  # the client runs in RUN/ipi: make file paths absolute
         model = str(Path(model).resolve())
@@ -353,211 +145,149 @@ def serve_command(config, socket_args) -> list:
     ]
     if config.get("batch_size"):
         command += ["--batch-size", str(int(config["batch_size"]))]
-    return command + socket_args
+    return command + socket.client_args()
 
 
-def _last_line(path: Path) -> str:
-    try:
-        lines = [line.strip() for line in path.read_text(errors="replace").splitlines() if line.strip()]
-    except FileNotFoundError:
-        return ""
-    for line in reversed(lines):
-        if "error" in line.lower():
-            return line
-    return lines[-1] if lines else ""
+# --- the run -----------------------------------------------------------------------------
 
 
-def _restart_step(path: Path) -> int:
-    try:
-        return int(ET.parse(path).getroot().find("step").text)
-    except Exception:
-        return -1
+@dataclass
+class IpiRun:
+    """Everything a segment needs, checked before anything starts."""
+
+    config: dict
+    rundir: RunDirectory
+    atoms: object
+    periodic: bool
+    monitor: StabilityMonitor
+    socket: Socket
+    total: int
+    stride: int
+    drivers: int
+    extras: bool  # mdsym serve returns the rotational std (it averages)
+
+    @property
+    def workdir(self) -> Path:
+        return self.rundir.path / "ipi"
+
+    @classmethod
+    def prepare(cls, config: dict, rundir: RunDirectory) -> "IpiRun":
+        from ..models import load_model
+        from ..system import System, read_structure
+
+        command_for("i-pi")  # one clear line now if i-PI is missing
+        if not isinstance(config.get("model"), (str, os.PathLike)):
+            raise MdsymError(
+                "the i-PI engine runs the model in a separate 'mdsym serve' process, which "
+                "needs a model name, 'analytic[:...]' or a model file, not a Python object")
+        atoms = read_structure(config["structure"])
+        system = System.from_atoms(atoms)
+        load_model(str(config["model"]), forces=config.get("forces") or "auto").check_system(system)
+        drivers = int(config.get("drivers") or 1)
+        if drivers < 1:
+            raise MdsymError(f"--drivers must be >= 1, not {drivers}")
+        dynamics(config).check()
+        spec = SymmetrizeSpec.parse(config.get("symmetrize"))
+        # the same monitors as the ASE engine, bonds judged against the initial structure
+        monitor = StabilityMonitor(atoms, config.get("temperature_K"),
+                                   MonitorSettings.from_config(config))
+        return cls(config, rundir, atoms, system.periodic, monitor, Socket.open(config),
+                   int(config["steps"]), max(1, int(config.get("stride") or 1)), drivers,
+                   spec.mode != "none")
 
 
-def _latest_restart(workdir: Path):
-    # seg*.RESTART: the periodic checkpoints; RESTART: what i-PI saves when it exits
-    files = list(workdir.glob("seg*.RESTART")) + [workdir / "RESTART"]
-    candidates = [(_restart_step(f), f) for f in files if f.exists()]
-    candidates = [c for c in candidates if c[0] >= 0]
-    return max(candidates, key=lambda c: c[0]) if candidates else (None, None)
+def dynamics(config) -> ipi_input.Dynamics:
+    return ipi_input.Dynamics(
+        ensemble=config.get("ensemble") or "nve", thermostat=config.get("thermostat") or "svr",
+        timestep_fs=float(config.get("timestep_fs") or DEFAULT_TIMESTEP_FS),
+        temperature_K=config.get("temperature_K"),
+        tau_fs=float(config.get("thermostat_tau_fs") or 100.0),
+        seed=int(config.get("seed") or 0), beads=int(config.get("beads") or 1))
 
 
-def _segments(workdir: Path) -> list:
-    return sorted(int(f.name[3:].split(".")[0]) for f in workdir.glob("seg*.thermo"))
+def first_input(run: IpiRun, prefix: str) -> str:
+    velocities = initial_velocities(run.atoms, run.config.get("temperature_K"),
+                                    run.config.get("seed") or 0)
+    forcefield = run.socket.forcefield(run.periodic, float(run.config.get("latency") or 1e-4))
+    outputs = ipi_input.Outputs(prefix=prefix, extras=run.extras,
+                                checkpoint_stride=int(run.config.get("checkpoint_stride") or 100))
+    root = ipi_input.simulation(run.atoms, velocities, forcefield, run.total,
+                                dynamics(run.config), outputs)
+    return ipi_input.to_text(root)
 
 
-# --- the engine ---------------------------------------------------------------------
+def restart_input(run: IpiRun, checkpoint: Path, prefix: str) -> str:
+    root = ipi_input.restarted(checkpoint.read_text(), prefix, run.total,
+                               address=run.socket.address, port=run.socket.port)
+    return ipi_input.to_text(root)
 
 
-def run_ipi(config: dict, rundir: RunDirectory, resume: bool = False, progress=None) -> dict:
-    """Run (or resume) MD with i-PI as the integrator and ``mdsym serve`` as the client.
+# --- steps into the run directory -----------------------------------------------------
 
-    ``config`` keys: model (a name, ``analytic[:...]`` or a file), symmetrize, forces,
-    structure (the run directory's structure.xyz), ensemble (nve|nvt), thermostat
-    (svr|langevin), timestep_fs, steps (the total length of the run, resume included),
-    temperature_K, seed, stride, socket (unix|tcp), port, batch_size, and optional
-    thermostat_tau_fs (100), checkpoint_stride (100), latency (i-PI poll, 1e-4 s), min_distance_A,
-    max_temperature_factor, address (unix socket name).
-    ``progress``: an object with ``update(n)`` (tqdm-like) or a callable
-    ``progress(step, total)``. Returns status, reason, steps, steps_done,
-    wall_time_s, steps_per_s, time_to_failure_fs, ipi details.
-    """
-    from ..models import load_model
-    from ..system import System, read_structure
 
-    rundir = RunDirectory(rundir) if not isinstance(rundir, RunDirectory) else rundir
-    ipi_command = command_for("i-pi")
-    if not isinstance(config.get("model"), (str, os.PathLike)):
-        raise MdsymError(
-            "the i-PI engine runs the model in a separate 'mdsym serve' process, which needs "
-            "a model name, 'analytic[:...]' or a model file, not a Python object"
-        )
-    atoms = read_structure(config["structure"])
-    system = System.from_atoms(atoms)
-    model = load_model(str(config["model"]), forces=config.get("forces") or "auto")
-    model.check_system(system)  # unknown species: one line now, not in the client
-    periodic = system.periodic
-    masses = system.masses
-    # the same monitors as the ASE engine, bonds judged against the initial structure
-    monitor = StabilityMonitor(atoms, config.get("temperature_K"), MonitorSettings.from_config(config))
-    total = int(config["steps"])
-    stride = max(1, int(config.get("stride") or 1))
-    symmetrizing = str(config.get("symmetrize") or "none").split("+")[0] not in ("", "none")
+def thermo_row(step, data, masses) -> tuple:
+    """A ``thermo.csv`` row (the columns of ``mdsym.rundir``) and the frame arrays of one
+    i-PI step (``mdsym.ipi.outputs.Step``), converted from atomic units here."""
+    thermo, arrays = data.thermo, data.arrays
+    positions = arrays["positions"] * p.BOHR
+    velocities = arrays["velocities"] * p.AU_VELOCITY
+    forces = arrays["forces"] * p.AU_FORCE
+    row = {
+        "step": int(step), "time_fs": thermo["time"] * p.AU_TIME / units.fs,
+        "potential_eV": thermo["potential"] * p.HARTREE,
+        "kinetic_eV": thermo["kinetic_md"] * p.HARTREE,
+        "conserved_eV": thermo["conserved"] * p.HARTREE,
+        "temperature_K": thermo["temperature"] * p.AU_TEMPERATURE,
+        "energy_rot_std_eV": data.extras.get("energy_rot_std", float("nan")),
+        "forces_rot_std_eVA": data.extras.get("forces_rot_std", float("nan")),
+    }
+    row.update(mechanics(positions, velocities, forces, masses))
+    return row, positions, velocities, forces
 
-    workdir = rundir.path / "ipi"
-    workdir.mkdir(parents=True, exist_ok=True)
-    segments = _segments(workdir)
-    segment = (segments[-1] + 1) if segments else 0
-    prefix = f"seg{segment}"
 
-    # the socket
-    mode = "unix" if (config.get("socket") or "unix") == "unix" else "inet"
-    if mode == "unix":
-        name = config.get("address") or f"mdsym-{os.getpid()}-{secrets.token_hex(4)}"
-        socket_file = check_unix_socket(name)
-        address, port = name, None
-        socket_args = ["--unix", name]
-    else:
-        socket_file = None
-        address = "localhost"
-        port = check_port(config.get("port"), address)
-        socket_args = ["--address", address, "--port", str(port)]
-    block = socket_block("ffsocket", name="mdsym", mode=mode, address=address, port=port,
-                         pbc=periodic, latency=float(config.get("latency") or 1e-4))
+class StepWriter:
+    """Writes i-PI's steps into the run directory once each, in order, and checks the
+    monitors on each; remembers the first failure."""
 
-    last_written = -1
-    if resume:
-        restart_step, restart = _latest_restart(workdir)
-        if restart is None:
-            raise MdsymError(f"cannot resume {rundir.path}: no i-PI RESTART file in {workdir}")
-        # convert what the previous segment wrote up to its checkpoint, then cut back
-        written = rundir.read_thermo()["step"]
-        last_written = int(written.max()) if len(written) else -1
-        if segments and last_written < restart_step:
-            old = IpiOutputs(workdir, f"seg{segments[-1]}", len(atoms), symmetrizing)
-            for step, data in old.poll():
-                if last_written < step <= restart_step:
-                    _write_step(rundir, step, data, masses, periodic, stride)
-                    last_written = step
-        rundir.truncate_after(restart_step)
-        written = rundir.read_thermo()["step"]
-        last_written = int(written.max()) if len(written) else -1
-        if restart_step >= total:
-            return {"status": "completed", "reason": None, "steps": total,
-                    "steps_done": restart_step, "new_steps": 0, "wall_time_s": 0.0,
-                    "steps_per_s": None, "time_to_failure_fs": None,
-                    "ipi": {"version": ipi_version(), "workdir": str(workdir)}}
-        xml = _resume_input(restart, prefix, total, mode, address, port)
-        start_step = restart_step
-    else:
-        velocities = initial_velocities(atoms, config.get("temperature_K"), config.get("seed") or 0)
-        xml = render_input(
-            atoms, velocities, forcefield=block, prefix=prefix,
-            ensemble=config.get("ensemble") or "nve", thermostat=config.get("thermostat") or "svr",
-            timestep_fs=float(config.get("timestep_fs") or 1.0), total_steps=total,
-            temperature_K=config.get("temperature_K"),
-            tau_fs=float(config.get("thermostat_tau_fs") or 100.0), seed=config.get("seed") or 0,
-            extras=symmetrizing, checkpoint_stride=int(config.get("checkpoint_stride") or 100),
-        )
-        start_step = 0
-    input_file = workdir / f"{prefix}.input.xml"
-    input_file.write_text(xml)
+    def __init__(self, run: IpiRun, progress=None):
+        self.run = run
+        self.progress = progress
+        self.masses = run.atoms.get_masses()
+        self.cell = run.atoms.cell.array if run.periodic else None
+        self.last = last_step(run.rundir)
+        self.new_steps = 0
+        self.reason = None
+        self.time_to_failure_fs = None
 
-    outputs = IpiOutputs(workdir, prefix, len(atoms), symmetrizing)
-    result = {"status": "failed", "reason": None, "steps": total, "steps_done": max(last_written, 0),
-              "time_to_failure_fs": None,
-              "ipi": {"version": ipi_version(), "workdir": str(workdir), "segment": segment,
-                      "socket": mode, "address": address, "port": port}}
-    ipi = serve = None
-    started = time.monotonic()
-    done_steps = 0
-    signals = _TerminateAsInterrupt().__enter__()
-    try:
-        ipi = start_process([*ipi_command, input_file.name], workdir, workdir / f"{prefix}.ipi.log")
-        serve = start_process(serve_command(config, socket_args), workdir,
-                              workdir / f"{prefix}.serve.log")
-        reason = None
-        while True:
-            ipi_done = ipi.poll() is not None
-            for step, data in outputs.poll():
-                if step <= last_written:
-                    continue
-                row, positions, velocities, forces, cell = _write_step(
-                    rundir, step, data, masses, periodic, stride)
-                last_written = step
-                done_steps += 1
-                _report(progress, step, total)
-                reason = monitor.check(positions, cell, row["potential_eV"], forces,
-                                       row["temperature_K"])
-                if reason:
-                    result["time_to_failure_fs"] = row["time_fs"]
-                    break
-            if reason or ipi_done:
-                break
-            if serve.poll() is not None and serve.returncode != 0:
-                time.sleep(0.2)  # let i-PI flush what it has, then read it
-                for step, data in outputs.poll():
-                    if step > last_written:
-                        _write_step(rundir, step, data, masses, periodic, stride)
-                        last_written = step
-                        done_steps += 1
-                reason = f"mdsym serve failed: {_last_line(workdir / f'{prefix}.serve.log')}"
-                break
-            time.sleep(0.1)
-        result["steps_done"] = max(last_written, 0)
-        if reason:
-            result["reason"] = reason
-        elif last_written >= total:
-            result["status"] = "completed"
-        else:
-            result["reason"] = (f"i-PI stopped at step {last_written} of {total} "
-                                f"(exit code {ipi.returncode}): "
-                                f"{_last_line(workdir / f'{prefix}.ipi.log')}")
-    except KeyboardInterrupt:
-        # Ctrl-C: stop both processes (below) and report; the run can be resumed
-        result["status"] = "interrupted"
-        result["reason"] = "interrupted by the user"
-        result["steps_done"] = max(last_written, 0)
-    finally:
-        # i-PI traps SIGTERM/SIGINT and writes its RESTART before leaving
-        stop_process(ipi, signal.SIGTERM, wait=10.0)
-        stop_process(serve, signal.SIGTERM, wait=5.0)
-        signals.__exit__(None, None, None)
-        if socket_file and os.path.exists(socket_file):
-            try:
-                os.unlink(socket_file)
-            except OSError:
-                pass
-        wall = time.monotonic() - started
-        result["wall_time_s"] = wall
-        result["new_steps"] = done_steps
-        result["steps_per_s"] = done_steps / wall if wall > 0 and done_steps else None
-        result["start_step"] = start_step
-        if result["status"] == "failed" and result["time_to_failure_fs"] is None:
-            thermo = rundir.read_thermo() if rundir.thermo.exists() else None
-            if thermo is not None and len(thermo["time_fs"]):
-                result["time_to_failure_fs"] = float(thermo["time_fs"][-1])
-    return result
+    def write(self, steps, up_to=None) -> bool:
+        """Write the ``[(step, Step)]`` not written yet (up to ``up_to``); False once a
+        monitor has tripped."""
+        for step, data in steps:
+            if self.reason or step <= self.last or (up_to is not None and step > up_to):
+                continue
+            row, positions, velocities, forces = thermo_row(step, data, self.masses)
+            self.run.rundir.append_thermo(row)
+            if step % self.run.stride == 0:
+                self.run.rundir.append_frame(step, row["time_fs"], positions, velocities, forces,
+                                             cell=self.cell, pbc=self.run.periodic)
+            self.last = step
+            self.new_steps += 1
+            _report(self.progress, step, self.run.total)
+            self.reason = self.run.monitor.check(positions, self.cell, row["potential_eV"],
+                                                 forces, row["temperature_K"])
+            if self.reason:
+                self.time_to_failure_fs = row["time_fs"]
+        return self.reason is None
+
+    def cut_back(self, step: int):
+        """Forget what was written after ``step`` (it will be written again)."""
+        self.run.rundir.truncate_after(step)
+        self.last = last_step(self.run.rundir)
+
+
+def last_step(rundir: RunDirectory) -> int:
+    steps = rundir.read_thermo()["step"]
+    return int(steps.max()) if len(steps) else -1
 
 
 def _report(progress, step, total):
@@ -569,51 +299,183 @@ def _report(progress, step, total):
         progress(step, total)
 
 
-def _write_step(rundir, step, data, masses, periodic, stride):
-    row, positions, velocities, forces, cell = thermo_row(step, data, masses, periodic)
-    rundir.append_thermo(row)
-    if step % stride == 0:
-        rundir.append_frame(step, row["time_fs"], positions, velocities, forces,
-                            cell=cell, pbc=periodic)
-    return row, positions, velocities, forces, cell
+# --- checkpoints and segments ------------------------------------------------------------
 
 
-def _resume_input(restart: Path, prefix, total, mode, address, port) -> str:
-    """i-PI's RESTART with a new output prefix, run length and socket address."""
-    root = ET.parse(restart).getroot()
-    root.find("total_steps").text = f" {int(total)} "
-    output = root.find("output")
-    if output is not None:
-        output.set("prefix", prefix)
-    for ffsocket in root.iter("ffsocket"):
-        ffsocket.set("mode", mode)
-        ffsocket.find("address").text = f" {address} "
-        if port is not None:
-            found = ffsocket.find("port")
-            if found is None:
-                found = ET.SubElement(ffsocket, "port")
-            found.text = f" {int(port)} "
-    return ET.tostring(root, encoding="unicode")
+def latest_checkpoint(workdir: Path):
+    """``(step, path)`` of i-PI's newest readable checkpoint: ``segK.RESTART`` (periodic)
+    or ``RESTART`` (written when i-PI exits); ``(None, None)`` if there is none."""
+    files = list(workdir.glob("seg*.RESTART")) + [workdir / "RESTART"]
+    found = [(ipi_input.checkpoint_step(f), f) for f in files if f.exists()]
+    found = [c for c in found if c[0] >= 0]
+    return max(found, key=lambda c: c[0]) if found else (None, None)
 
 
-def ipi_rotation_grid(grid_mode: str = "lebedev", grid_order: int = 3, inversion: bool = True):
-    """The rotations and weights i-PI's ``<ffrotations>`` averages over (``random``
-    off), as an mdsym ``Quadrature``: i-PI rotates ``q R^T`` and ``R h``, mdsym's
-    convention, and adds ``-R`` with the same weight when ``inversion`` is on."""
-    from ipi.utils.mathtools import (get_rotation_quadrature_lebedev,
-                                     get_rotation_quadrature_legendre)
+def segments(workdir: Path) -> list:
+    return sorted(int(f.name[3:].split(".")[0]) for f in workdir.glob("seg*.thermo"))
 
-    from ..quadrature import Quadrature
 
-    build = {"lebedev": get_rotation_quadrature_lebedev,
-             "legendre": get_rotation_quadrature_legendre}[grid_mode]
-    rotations, weights = [], []
-    for matrix, weight, _ in build(int(grid_order)):
-        rotations.append(matrix)
-        weights.append(weight)
-        if inversion:
-            rotations.append(-matrix)
-            weights.append(weight)
-    weights = np.array(weights, dtype=np.float64)
-    return Quadrature(f"ipi-{grid_mode}-{grid_order}", np.array(rotations), weights / weights.sum(),
-                      0, bool(inversion))
+def names(run: IpiRun) -> list:
+    return run.atoms.get_chemical_symbols()
+
+
+def continue_from_checkpoint(run: IpiRun, writer: StepWriter, reader=None) -> tuple:
+    """Write what the last segment wrote up to i-PI's newest checkpoint, cut the run
+    directory back to it, and return ``(step, path)`` of the checkpoint."""
+    step, path = latest_checkpoint(run.workdir)
+    if step is None:
+        raise MdsymError(f"cannot continue {run.rundir.path}: no i-PI checkpoint in {run.workdir}")
+    done = segments(run.workdir)
+    if reader is None and done:
+        reader = SegmentReader(run.workdir, f"seg{done[-1]}", names(run), run.extras)
+    if reader is not None and writer.last < step:
+        writer.write(reader.poll(), up_to=step)
+    writer.cut_back(step)
+    return step, path
+
+
+@dataclass
+class SegmentEnd:
+    """How one i-PI process ended: ``kind`` is completed, failed, stalled, stopped
+    (i-PI exited before the end) or interrupted."""
+
+    kind: str
+    reason: str = None
+    clients_left: int = 0
+    reader: object = None
+
+
+def run_segment(run: IpiRun, writer: StepWriter, segment: int, xml: str, clients: int) -> SegmentEnd:
+    """Run i-PI once on ``xml`` with ``clients`` local clients, converting as it goes."""
+    prefix = f"seg{segment}"
+    (run.workdir / f"{prefix}.input.xml").write_text(xml)
+    reader = SegmentReader(run.workdir, prefix, names(run), run.extras)
+    with IpiProcesses(run.workdir, run.socket.file) as processes:
+        processes.start_server(f"{prefix}.input.xml", f"{prefix}.ipi.log")
+        for k in range(clients):
+            processes.start_client(serve_command(run.config, run.socket), f"{prefix}.serve{k}.log")
+        end = follow(processes, reader, writer)
+        end.clients_left = processes.alive_clients()
+    end.reader = reader
+    if end.kind == "stalled":
+        writer.write(reader.poll())  # what i-PI wrote before it stopped
+    return end
+
+
+def follow(processes: IpiProcesses, reader: SegmentReader, writer: StepWriter) -> SegmentEnd:
+    """Convert i-PI's steps as they appear until it exits, a monitor trips, or a
+    problem stops it."""
+    try:
+        while True:
+            exited = not processes.server_running()
+            if not writer.write(reader.poll()):
+                return SegmentEnd("failed", writer.reason)
+            if exited:
+                return SegmentEnd("stopped", f"(exit code {processes.server.returncode}): "
+                                             f"{last_line(processes.server_log)}")
+            problem = processes.problem()
+            if problem and problem.kind == "failed":
+                time.sleep(0.2)  # let i-PI flush what it has, then read it
+                writer.write(reader.poll())
+                return SegmentEnd("failed", problem.reason)
+            if problem:
+                return SegmentEnd("stalled", problem.reason)
+            time.sleep(0.1)
+    except KeyboardInterrupt:
+        # Ctrl-C: the processes stop on leaving IpiProcesses; the run can be resumed
+        return SegmentEnd("interrupted", "interrupted by the user")
+
+
+# --- the engine --------------------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    status: str = "failed"
+    reason: str = None
+    segment: int = 0
+    restarts: list = field(default_factory=list)
+
+
+def run_segments(run: IpiRun, writer: StepWriter, segment: int, xml: str) -> Outcome:
+    """Segment after segment until the run ends; a stall continues from i-PI's last
+    checkpoint with the clients left, as long as each continuation gets further."""
+    outcome = Outcome(segment=segment)
+    clients = run.drivers
+    while True:
+        end = run_segment(run, writer, outcome.segment, xml, clients)
+        if end.kind != "stalled" or end.clients_left == 0:
+            return finish(outcome, end, writer, run.total)
+        step, checkpoint = continue_from_checkpoint(run, writer, end.reader)
+        if outcome.restarts and step <= outcome.restarts[-1]["step"]:
+            outcome.reason = f"i-PI stalled twice at step {step}: {end.reason}"
+            return outcome
+        outcome.restarts.append({"step": step, "segment": outcome.segment,
+                                 "reason": end.reason, "clients": end.clients_left})
+        outcome.segment += 1
+        clients = end.clients_left
+        xml = restart_input(run, checkpoint, f"seg{outcome.segment}")
+
+
+def finish(outcome: Outcome, end: SegmentEnd, writer: StepWriter, total: int) -> Outcome:
+    if end.kind == "interrupted":
+        outcome.status, outcome.reason = "interrupted", end.reason
+    elif end.kind == "failed":
+        outcome.reason = end.reason
+    elif end.kind == "stalled":
+        outcome.reason = f"i-PI stalled and no client is left: {end.reason}"
+    elif writer.last >= total:
+        outcome.status = "completed"
+    else:
+        outcome.reason = f"i-PI stopped at step {writer.last} of {total} {end.reason}"
+    return outcome
+
+
+def run_ipi(config: dict, rundir: RunDirectory, resume: bool = False, progress=None) -> dict:
+    """Run (or resume) MD with i-PI as the integrator and ``mdsym serve`` as the clients.
+
+    ``config`` keys: model (a name, ``analytic[:...]`` or a file), symmetrize, forces,
+    structure (the run directory's structure.xyz), ensemble (nve|nvt), thermostat
+    (svr|langevin), timestep_fs, steps (the total length of the run, resume included),
+    temperature_K, seed, stride, socket (unix|tcp), port, batch_size, and optional
+    beads (1), drivers (1: local ``mdsym serve`` clients), thermostat_tau_fs (100),
+    checkpoint_stride (100), latency (i-PI poll, 1e-4 s), min_distance_A,
+    max_temperature_factor, address (unix socket name, or the host i-PI listens on
+    with tcp). ``progress``: an object with ``update(n)`` (tqdm-like) or a callable
+    ``progress(step, total)``. Returns status, reason, steps, steps_done, new_steps,
+    wall_time_s, steps_per_s, time_to_failure_fs, start_step, restarts, ipi details.
+    """
+    rundir = rundir if isinstance(rundir, RunDirectory) else RunDirectory(rundir)
+    run = IpiRun.prepare(config, rundir)
+    run.workdir.mkdir(parents=True, exist_ok=True)
+    done = segments(run.workdir)
+    segment = (done[-1] + 1) if done else 0
+    writer = StepWriter(run, progress)
+    start, checkpoint = continue_from_checkpoint(run, writer) if resume else (0, None)
+    result = {"steps": run.total, "start_step": start, "restarts": [],
+              "ipi": {"version": ipi_version(), "workdir": str(run.workdir),
+                      "segment": segment, "beads": dynamics(config).beads,
+                      "drivers": run.drivers, **run.socket.details()}}
+    if start >= run.total:
+        return {**result, "status": "completed", "reason": None, "steps_done": start,
+                "new_steps": 0, "wall_time_s": 0.0, "steps_per_s": None,
+                "time_to_failure_fs": None}
+    xml = (restart_input(run, checkpoint, f"seg{segment}") if resume
+           else first_input(run, f"seg{segment}"))
+    started = time.monotonic()
+    with terminate_as_interrupt():
+        outcome = run_segments(run, writer, segment, xml)
+    return summary(result, outcome, writer, time.monotonic() - started)
+
+
+def summary(result: dict, outcome: Outcome, writer: StepWriter, wall: float) -> dict:
+    result.update(status=outcome.status, reason=outcome.reason, restarts=outcome.restarts,
+                  steps_done=max(writer.last, 0), new_steps=writer.new_steps, wall_time_s=wall,
+                  steps_per_s=writer.new_steps / wall if wall > 0 and writer.new_steps else None,
+                  time_to_failure_fs=writer.time_to_failure_fs)
+    result["ipi"]["segment"] = outcome.segment
+    if outcome.status == "failed" and result["time_to_failure_fs"] is None:
+        thermo = writer.run.rundir.read_thermo()
+        if len(thermo["time_fs"]):
+            result["time_to_failure_fs"] = float(thermo["time_fs"][-1])
+    return result

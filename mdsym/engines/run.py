@@ -48,6 +48,10 @@ def validate(config: dict) -> dict:
         raise MdsymError("--stride must be >= 1")
     if config.get("ensemble") == "nvt" and not config.get("temperature_K"):
         raise MdsymError("nvt needs a positive --temperature")
+    if config["engine"] == "ase" and (int(config.get("beads") or 1) > 1
+                                      or int(config.get("drivers") or 1) > 1):
+        raise MdsymError("--beads and --drivers are options of the i-PI engine: "
+                         "add --engine ipi (the ASE engine runs classical MD in this process)")
     config["symmetrize"] = str(SymmetrizeSpec.parse(config.get("symmetrize")))
     return config
 
