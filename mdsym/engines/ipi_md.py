@@ -50,6 +50,7 @@ from ..processes import command_for, mdsym_command
 from ..processes import start as start_process
 from ..processes import stop as stop_process
 from ..rundir import RunDirectory, mechanics
+from .run import DEFAULT_TIMESTEP_FS
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "data" / "ipi"
 TRAJECTORIES = (("pos", "positions"), ("vel", "velocities"), ("frc", "forces"))
@@ -99,7 +100,7 @@ def socket_block(kind: str, *, name, mode, address, port, pbc, batch_size=1,
 
 
 def render_input(atoms, velocities, *, forcefield: str, forcefield_name="mdsym", prefix="seg0",
-                 ensemble="nve", thermostat="svr", timestep_fs=1.0, total_steps=100,
+                 ensemble="nve", thermostat="svr", timestep_fs=DEFAULT_TIMESTEP_FS, total_steps=100,
                  temperature_K=300.0, tau_fs=100.0, seed=0, trajectories=True, extras=False,
                  checkpoint_stride=100, thermo_stride=1, verbosity="low") -> str:
     """The i-PI input for an MD run of ``atoms`` (ASE units in, atomic units out).
@@ -474,7 +475,7 @@ def run_ipi(config: dict, rundir: RunDirectory, resume: bool = False, progress=N
         xml = render_input(
             atoms, velocities, forcefield=block, prefix=prefix,
             ensemble=config.get("ensemble") or "nve", thermostat=config.get("thermostat") or "svr",
-            timestep_fs=float(config.get("timestep_fs") or 1.0), total_steps=total,
+            timestep_fs=float(config.get("timestep_fs") or DEFAULT_TIMESTEP_FS), total_steps=total,
             temperature_K=config.get("temperature_K"),
             tau_fs=float(config.get("thermostat_tau_fs") or 100.0), seed=config.get("seed") or 0,
             extras=symmetrizing, checkpoint_stride=int(config.get("checkpoint_stride") or 100),
