@@ -13,6 +13,10 @@ from .errors import MdsymError
 STRUCTURES = Path(__file__).parent / "data" / "structures"
 DEFAULT_STRUCTURE = STRUCTURES / "ethanol.xyz"
 DEFAULT_MODEL = "pet-ethanol"
+DEFAULT_SYMMETRIZE = "none"
+DEFAULT_FORCES = "auto"  # the model's own: direct if it predicts forces, else autograd
+DEFAULT_SEED = 0
+DEFAULT_THREADS = "auto"  # see configure_threads
 
 
 def structure_path(text) -> Path:

@@ -1,8 +1,10 @@
 """``mdsym serve``: an i-PI socket client serving any mdsym model, raw or symmetrized.
 
 i-PI sends positions and the cell but no atomic numbers, so ``--structure`` names
-the structure i-PI simulates (species, masses, periodicity); its positions are
-not used. Several ``mdsym serve`` processes may connect to one i-PI server: i-PI
+the structure i-PI simulates (species, masses, periodicity; by default the shipped
+ethanol of the default model); its positions are not used. The PES plugin
+``drivers/mdsym_pes.py`` serves the same ``serving_potential`` inside i-PI's own
+drivers, with the same options and defaults. Several ``mdsym serve`` processes may connect to one i-PI server: i-PI
 spreads its requests over them (beads, replicas, or the rotations of an
 ``<ffrotations>`` block), which is how a simulation goes beyond one machine (use
 TCP: ``--address HOST --port PORT``).
@@ -12,28 +14,57 @@ JSON extras ``{"energy_rot_std": eV, "forces_rot_std": eV/A}`` (the latter is th
 RMS over atoms and components) whenever ``--symmetrize`` averages over rotations.
 """
 
-import sys
-
 import click
 
-from .commands_common import (DEFAULT_MODEL, THREADS_HELP, YES_HELP, check_cost, configure_threads,
-                              one_line_errors, structure_path)
+from .commands_common import (DEFAULT_FORCES, DEFAULT_MODEL, DEFAULT_SEED, DEFAULT_STRUCTURE,
+                              DEFAULT_SYMMETRIZE, DEFAULT_THREADS, THREADS_HELP, YES_HELP,
+                              check_cost, configure_threads, one_line_errors, structure_path)
+
+
+def serving_potential(model=DEFAULT_MODEL, structure=DEFAULT_STRUCTURE,
+                      symmetrize=DEFAULT_SYMMETRIZE, forces=DEFAULT_FORCES, batch_size=None,
+                      seed=DEFAULT_SEED, threads=DEFAULT_THREADS, quadrature=None):
+    """The ``Potential`` that ``mdsym serve`` and the PES plugin (``drivers/mdsym_pes.py``)
+    serve, from their options, with the CLI's defaults: one place, so both compute the
+    same thing. ``batch_size`` None: chosen from the model and the system. Also sets
+    torch's threads (``configure_threads``: one thread below 256 atoms)."""
+    from .ipi.client import Potential, load_quadrature
+    from .models import load_model
+    from .system import read_structure
+
+    atoms = read_structure(structure_path(structure))
+    configure_threads(str(threads), len(atoms))
+    the_model = load_model(model, forces=forces)
+    grid = load_quadrature(quadrature) if quadrature else None
+    return Potential(the_model, atoms, symmetrize, batch_size=batch_size, seed=seed,
+                     quadrature=grid)
+
+
+def describe(potential, structure, quadrature=None) -> str:
+    """One line saying what is served (model, symmetrization, structure, threads)."""
+    import torch
+
+    spec = f"quadrature {quadrature}" if quadrature else str(potential.symmetrizer.spec)
+    threads = torch.get_num_threads()
+    return (f"serving {potential.model.name} [{spec}] for the {len(potential.template)} atoms "
+            f"of {structure} ({threads} torch thread{'s' if threads > 1 else ''})")
 
 
 @click.command()
 @click.option("--model", "-m", default=DEFAULT_MODEL, show_default=True,
               help="Shipped model name, model file (.pt) or analytic[:TERMS].")
-@click.option("--structure", "-s", required=True,
+@click.option("--structure", "-s", default=str(DEFAULT_STRUCTURE), show_default=True,
               help="The structure i-PI simulates (i-PI sends no species): a file readable "
                    "by ASE or a shipped structure name.")
-@click.option("--symmetrize", default="none", show_default=True,
+@click.option("--symmetrize", default=DEFAULT_SYMMETRIZE, show_default=True,
               help="Symmetrization spec: none, random, o3:L, so3:L, +netforce, +nettorque.")
 @click.option("--quadrature", type=click.Path(dir_okay=False),
               help="Average over this explicit grid instead (.npz with rotations (G,3,3) "
                    "acting as r' = r R^T, and weights (G,)), e.g. the grid of an i-PI "
-                   "<ffrotations> block.")
-@click.option("--forces", type=click.Choice(["auto", "conservative", "direct"]), default="auto",
-              show_default=True, help="Conservative (autograd) or direct forces.")
+                   "<ffrotations> block; --symmetrize may then only add netforce/nettorque.")
+@click.option("--forces", type=click.Choice(["auto", "conservative", "direct"]),
+              default=DEFAULT_FORCES, show_default=True,
+              help="Conservative (autograd) or direct forces.")
 @click.option("--unix", "unix", metavar="NAME",
               help="Connect to i-PI's unix socket NAME (the file /tmp/ipi_NAME, or NAME "
                    "itself if it contains a '/').")
@@ -46,22 +77,23 @@ from .commands_common import (DEFAULT_MODEL, THREADS_HELP, YES_HELP, check_cost,
               help="Rotated copies evaluated per model call when symmetrizing (default: "
                    "chosen from the model and size; i-PI's own <batch_size> is read "
                    "from its INIT message).")
-@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0),
+@click.option("--seed", default=DEFAULT_SEED, show_default=True, type=click.IntRange(min=0),
               help="Seed of the random rotations (--symmetrize random).")
 @click.option("--wait", default=0.0, show_default=True, type=click.FloatRange(min=0),
               help="Keep trying to connect for this many seconds.")
-@click.option("--threads", default="auto", show_default=True, help=THREADS_HELP)
+@click.option("--threads", default=DEFAULT_THREADS, show_default=True, help=THREADS_HELP)
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
 @click.option("--yes", "-y", is_flag=True, help=YES_HELP)
 @one_line_errors
 def serve(model, structure, symmetrize, quadrature, forces, unix, address, port, sockets_prefix,
           batch_size, seed, wait, threads, quiet, yes):
-    """Serve a model to an i-PI server over a socket (unix or TCP) until it says EXIT."""
+    """Serve a model to an i-PI server over a socket (unix or TCP) until it says EXIT.
+
+    Exits 0 after i-PI's EXIT; non-zero, with one line, when i-PI closes the
+    connection without it (killed, crashed, or refusing the client before INIT)."""
     from .errors import MdsymError
-    from .ipi.client import Client, Potential, load_quadrature, log_to_stderr
-    from .models import load_model
+    from .ipi.client import Client, log_to_stderr
     from .symmetrize import SymmetrizeSpec
-    from .system import read_structure
 
     if unix and port is not None:
         raise MdsymError("give either --unix NAME or --port PORT, not both")
@@ -69,21 +101,11 @@ def serve(model, structure, symmetrize, quadrature, forces, unix, address, port,
         raise MdsymError("give --unix NAME, or --port PORT (and --address HOST) to reach i-PI")
     check_cost(SymmetrizeSpec.parse(symmetrize).evaluations_per_call(), yes,
                f"--symmetrize {symmetrize}")
-    atoms = read_structure(structure_path(structure))
-    configure_threads(threads, len(atoms))
-    the_model = load_model(model, forces=forces)
-    grid = load_quadrature(quadrature) if quadrature else None
-    potential = Potential(the_model, atoms, symmetrize, batch_size=batch_size, seed=seed,
-                          quadrature=grid)
+    potential = serving_potential(model, structure, symmetrize, forces, batch_size, seed,
+                                     threads, quadrature)
     log = (lambda message: None) if quiet else log_to_stderr()
     client = Client(potential, unix=unix, address=address, port=port,
                     sockets_prefix=sockets_prefix, wait=wait, log=log)
-    spec = f"quadrature {quadrature}" if quadrature else str(potential.symmetrizer.spec)
-    log(f"connected; serving {the_model.name} [{spec}] "
-        f"for {len(atoms)} atoms")
-    how = client.serve()
-    if how == "exit":
-        log(f"i-PI said EXIT after {potential.calls} evaluations; bye")
-    else:
-        log(f"i-PI closed the connection after {potential.calls} evaluations; bye")
-    sys.exit(0)
+    log(f"connected; {describe(potential, structure, quadrature)}")
+    client.serve()  # i-PI closing without EXIT: ServerClosed, one line, exit 2
+    log(f"i-PI said EXIT after {potential.calls} evaluations; bye")

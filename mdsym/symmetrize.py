@@ -103,14 +103,22 @@ class SymmetrizeSpec:
 class Symmetrizer:
     """Average ``model`` over O(3) as ``spec`` says; results in the input frame."""
 
-    def __init__(self, model: Model, spec="none", batch_size=None, seed: int = 0):
+    def __init__(self, model: Model, spec="none", batch_size=None, seed: int = 0,
+                 quadrature: quad.Quadrature = None):
+        """``quadrature``: an explicit grid to average over (e.g. i-PI's <ffrotations>
+        grid) with a spec that names no rotations itself (``none``, fixes only)."""
         self.model = model
         self.spec = SymmetrizeSpec.parse(spec)
         if batch_size is not None and batch_size < 1:
             raise MdsymError(f"batch size must be at least 1, got {batch_size}")
         self.batch_size = None if batch_size is None else int(batch_size)  # None: the model's
         self.rng = np.random.default_rng(seed)
-        if self.spec.mode == "grid":
+        if quadrature is not None and self.spec.mode != "none":
+            raise MdsymError(f"an explicit quadrature replaces the rotations of a spec: "
+                             f"give it with none, netforce or nettorque, not {self.spec}")
+        if quadrature is not None:
+            self.quadrature = quadrature
+        elif self.spec.mode == "grid":
             self.quadrature = quad.by_name(self.spec.family, self.spec.degree, self.spec.inversion)
         else:
             self.quadrature = quad.identity(inversion=False)

@@ -13,8 +13,8 @@ structure (the species, masses and periodicity of the simulated system); i-PI's
 cell is used only when the template is periodic.
 
 ``Client`` speaks the socket protocol (``mdsym.ipi.protocol``) with blocking reads:
-it sleeps in the kernel between requests and ends cleanly on ``EXIT`` or when the
-server closes the connection.
+it sleeps in the kernel between requests, ends cleanly on ``EXIT`` and fails
+(``ServerClosed``, one line) when the server goes away without it.
 """
 
 import json
@@ -41,12 +41,9 @@ class Potential:
         self.template = template if isinstance(template, System) else System.from_atoms(template)
         self.model = model
         model.check_system(self.template)
-        self.symmetrizer = Symmetrizer(model, symmetrize, batch_size=batch_size, seed=seed)
-        if quadrature is not None:
-            # an explicit grid (e.g. the one of i-PI's <ffrotations>) replaces the spec's
-            if self.symmetrizer.spec.mode == "random":
-                raise MdsymError("an explicit quadrature cannot be combined with random rotations")
-            self.symmetrizer.quadrature = quadrature
+        # the spec's quadrature, or an explicit grid (e.g. i-PI's <ffrotations> grid)
+        self.symmetrizer = Symmetrizer(model, symmetrize, batch_size=batch_size, seed=seed,
+                                       quadrature=quadrature)
         averaging = self.symmetrizer.spec.mode != "none" or quadrature is not None
         # report the rotational std only when there is something to report
         self.extras = averaging if extras is None else extras
@@ -114,8 +111,13 @@ class Client:
         except OSError:
             pass
 
-    def serve(self) -> str:
-        """Answer requests until the server says EXIT ("exit") or goes away ("closed")."""
+    def serve(self) -> None:
+        """Answer requests until the server says EXIT.
+
+        A server that goes away without EXIT raises ``ServerClosed`` (one line saying
+        when): i-PI says EXIT whenever it ends normally, so anything else is a failure
+        (i-PI killed or crashed, or refusing this client before INIT).
+        """
         try:
             while True:
                 message = bytes(p.recv_exact(self.sock, p.HEADER_LENGTH))
@@ -133,13 +135,17 @@ class Client:
                 elif message == p.GETFORCE:
                     self.send_forces()
                 elif message == p.EXIT:
-                    return "exit"
+                    return
                 else:
                     raise p.ProtocolError(f"unexpected message {message!r} from i-PI")
-        except p.ServerClosed:
-            return "closed"
-        except (BrokenPipeError, ConnectionResetError):
-            return "closed"
+        except (p.ServerClosed, BrokenPipeError, ConnectionResetError):
+            if not self.initialised:
+                raise p.ServerClosed(
+                    "i-PI closed the connection before initialising this client (no INIT): "
+                    "it stopped or refused the client (see i-PI's output)") from None
+            raise p.ServerClosed(
+                f"i-PI closed the connection without EXIT after {self.potential.calls} "
+                "evaluations: it was killed or crashed (see i-PI's output)") from None
         finally:
             self.close()
 

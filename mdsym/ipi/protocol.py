@@ -15,7 +15,8 @@ Every message starts with a 12-byte, space-padded, upper-case header:
   (float64, Hartree), int32 ``N``, forces (3N float64, Hartree/Bohr), the virial
   (3x3 float64, Hartree), int32 length + extras string; batched, ``B`` energies,
   int32 ``N``, ``B x 3N`` forces, ``B`` virials, then ``B`` (length, string) extras;
-- server ``EXIT``: the client leaves.
+- server ``EXIT``: the client leaves. A server that closes the connection without
+  EXIT (killed, crashed, or refusing the client before INIT) is a failure.
 
 The conversion factors use ASE's constants (``ase.units``), so a trajectory run by
 i-PI with inputs written by mdsym in atomic units is the trajectory ASE would run.
@@ -25,6 +26,8 @@ import socket
 
 import numpy as np
 from ase import units
+
+from ..errors import MdsymError
 
 HEADER_LENGTH = 12
 
@@ -53,11 +56,11 @@ HAVEDATA = header("HAVEDATA")
 FORCEREADY = header("FORCEREADY")
 
 
-class ServerClosed(Exception):
-    """The server closed the connection (with or without EXIT)."""
+class ServerClosed(MdsymError):
+    """The server closed or reset the connection without saying EXIT."""
 
 
-class ProtocolError(Exception):
+class ProtocolError(MdsymError):
     """The server sent something this client does not understand."""
 
 

@@ -115,7 +115,13 @@ class TorchModel(Model):
         want_stress = "stress" in properties and system.periodic and self.has_stress
         leaves = (positions, cells, edges)
 
-        with torch.enable_grad():
+        # TorchScript's profiling executor runs the first call unoptimised and later
+        # calls through an optimised graph whose gradients are summed in another order
+        # (measured: PET forces differ by 7e-7 eV/A between the first and the second
+        # call): unoptimised execution gives the same bits on every call, at no measured
+        # cost. The switch is per thread (i-PI may call from its own threads), so it is
+        # set around every evaluation rather than once at load.
+        with torch.enable_grad(), torch.jit.optimized_execution(False):
             if want_forces or want_stress:
                 for leaf in leaves:
                     leaf.requires_grad_(True)
