@@ -17,9 +17,9 @@ from .commands_common import (  # noqa: F401  (re-exported: tests and benchmarks
     one_line_errors,
     structure_path,
 )
-from .engines.run import DEFAULT_TIMESTEP_FS
 from .errors import MdsymError
 from .quadrature import MAX_DEGREE
+from .run_config import RunConfig
 
 POSITIVE = click.FloatRange(min=0, min_open=True)
 NON_NEGATIVE = click.FloatRange(min=0)
@@ -121,85 +121,89 @@ def equivariance(model, structure, degree, symmetrize, so3, forces, batch_size, 
         if layers_plot and "layers" in report["layers"]:
             click.echo(f"heatmap: {layers_plot}")
 
+def _default(name):
+    """The default of ``mdsym run``'s option for RunConfig field ``name``: the field's."""
+    return RunConfig.default(name)
+
+
+def _choice(name):
+    return click.Choice(list(RunConfig.choices(name)))
+
+
+# Every option of ``mdsym run`` but --out, --resume, --progress and --yes sets the
+# RunConfig field of its destination's name (--no-connectivity: connectivity).
 @main.command()
-@click.option("--model", "-m", default=DEFAULT_MODEL, show_default=True,
+@click.option("--model", "-m", default=_default("model"), show_default=True,
               help="Shipped model name, model file (.pt) or analytic[:TERMS].")
-@click.option("--structure", "-s", default=str(DEFAULT_STRUCTURE), show_default=True,
+@click.option("--structure", "-s", default=_default("structure"), show_default=True,
               help="Initial structure (ASE-readable; velocities used if present), or a shipped name.")
-@click.option("--engine", type=click.Choice(["ase", "ipi"]), default="ase", show_default=True)
-@click.option("--ensemble", type=click.Choice(["nve", "nvt"]), default="nvt", show_default=True)
-@click.option("--thermostat", type=click.Choice(["svr", "langevin"]), default="svr", show_default=True,
-              help="NVT thermostat: stochastic velocity rescaling (Bussi) or Langevin.")
-@click.option("--timestep", "timestep_fs", default=DEFAULT_TIMESTEP_FS, show_default=True,
+@click.option("--engine", type=_choice("engine"), default=_default("engine"), show_default=True)
+@click.option("--ensemble", type=_choice("ensemble"), default=_default("ensemble"), show_default=True)
+@click.option("--thermostat", type=_choice("thermostat"), default=_default("thermostat"),
+              show_default=True, help="NVT thermostat: stochastic velocity rescaling (Bussi) or Langevin.")
+@click.option("--timestep", "timestep_fs", default=_default("timestep_fs"), show_default=True,
               type=POSITIVE, help="fs")
-@click.option("--steps", default=1000, show_default=True, type=click.IntRange(min=1))
-@click.option("--temperature", "temperature_K", default=300.0, show_default=True, type=NON_NEGATIVE,
-              help="K: thermostat target (nvt) and initial velocities.")
-@click.option("--tau", "thermostat_tau_fs", default=100.0, show_default=True, type=POSITIVE,
-              help="Thermostat time constant, fs.")
-@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0))
-@click.option("--symmetrize", default="none", show_default=True,
+@click.option("--steps", default=_default("steps"), show_default=True, type=click.IntRange(min=1))
+@click.option("--temperature", "temperature_K", default=_default("temperature_K"), show_default=True,
+              type=NON_NEGATIVE, help="K: thermostat target (nvt) and initial velocities.")
+@click.option("--tau", "thermostat_tau_fs", default=_default("thermostat_tau_fs"), show_default=True,
+              type=POSITIVE, help="Thermostat time constant, fs.")
+@click.option("--seed", default=_default("seed"), show_default=True, type=click.IntRange(min=0))
+@click.option("--symmetrize", default=_default("symmetrize"), show_default=True,
               help="none, random, o3:L, so3:L, [+netforce][+nettorque].")
-@click.option("--forces", type=click.Choice(["auto", "conservative", "direct"]), default="auto",
-              show_default=True)
-@click.option("--batch-size", default=None, type=click.IntRange(min=1),
+@click.option("--forces", type=_choice("forces"), default=_default("forces"), show_default=True)
+@click.option("--batch-size", default=_default("batch_size"), type=click.IntRange(min=1),
               help="Rotated copies per model call (default: chosen from the model and size).")
-@click.option("--stride", default=10, show_default=True, type=click.IntRange(min=1),
+@click.option("--stride", default=_default("stride"), show_default=True, type=click.IntRange(min=1),
               help="Steps between frames.")
 @click.option("--out", "-o", type=click.Path(file_okay=False), default=None,
               help="Run directory (default runs/run-DATE-TIME).")
 @click.option("--resume", type=click.Path(file_okay=False, exists=True), default=None,
               help="Continue the run in this directory (with --steps: extend it).")
-@click.option("--socket", type=click.Choice(["unix", "tcp"]), default="unix", show_default=True,
+@click.option("--socket", type=_choice("socket"), default=_default("socket"), show_default=True,
               help="i-PI engine: socket kind.")
-@click.option("--port", type=click.IntRange(1, 65535), default=None, help="i-PI engine: TCP port.")
-@click.option("--address", default=None,
+@click.option("--port", type=click.IntRange(1, 65535), default=_default("port"),
+              help="i-PI engine: TCP port.")
+@click.option("--address", default=_default("address"),
               help="i-PI engine: the unix socket's name, or with --socket tcp the host i-PI "
                    "listens on (0.0.0.0: every interface, for drivers on other hosts).")
-@click.option("--drivers", default=1, show_default=True, type=click.IntRange(min=1),
+@click.option("--drivers", default=_default("drivers"), show_default=True, type=click.IntRange(min=1),
               help="i-PI engine: local 'mdsym serve' clients; i-PI spreads the beads over "
                    "them (and over clients started on other hosts).")
-@click.option("--beads", default=1, show_default=True, type=click.IntRange(min=1),
+@click.option("--beads", default=_default("beads"), show_default=True, type=click.IntRange(min=1),
               help="i-PI engine: path-integral beads (1: classical MD).")
-@click.option("--min-distance", "min_distance_A", default=0.5, show_default=True, type=NON_NEGATIVE,
-              help="Monitor: stop when two atoms come closer (Angstrom; 0 disables).")
-@click.option("--max-temperature-factor", default=5.0, show_default=True, type=NON_NEGATIVE,
+@click.option("--min-distance", "min_distance_A", default=_default("min_distance_A"), show_default=True,
+              type=NON_NEGATIVE, help="Monitor: stop when two atoms come closer (Angstrom; 0 disables).")
+@click.option("--max-temperature-factor", default=_default("max_temperature_factor"), show_default=True,
+              type=NON_NEGATIVE,
               help="Monitor: stop above this multiple of the target temperature (0 disables).")
-@click.option("--no-connectivity", is_flag=True, help="Monitor: do not watch bonds of molecules.")
-@click.option("--threads", default="auto", show_default=True, help=THREADS_HELP)
+@click.option("--no-connectivity", "connectivity", flag_value=False, default=_default("connectivity"),
+              help="Monitor: do not watch bonds of molecules.")
+@click.option("--threads", default=_default("threads"), show_default=True, help=THREADS_HELP)
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @click.option("--yes", "-y", is_flag=True, help=YES_HELP)
 @one_line_errors
-def run(resume, out, progress, no_connectivity, yes, **options):
+def run(resume, out, progress, yes, **options):
     """Run MD with any model, raw or symmetrized, in ASE or i-PI."""
-    from .engines.run import Progress, default_out, resume_md, run_md
-    from .symmetrize import SymmetrizeSpec
-    from .system import read_structure
+    from .engines.run import Progress, default_out, read_config, resume_md, run_md
 
     if resume:
-        steps = options["steps"] if _given("steps") else None
-        from .rundir import RunDirectory
-
         if out is not None:
             raise MdsymError("--resume continues the run in its own directory: drop --out")
-        config = RunDirectory(resume).read_info()["config"]
-        configure_threads(config.get("threads", "auto"), len(read_structure(config["structure"])))
-        bar = Progress(steps or config["steps"], start=0, enabled=progress)
+        steps = options["steps"] if _given("steps") else None
+        bar = Progress(steps or read_config(resume).steps, start=0, enabled=progress)
         try:
             info = resume_md(resume, steps=steps, progress=bar)
         finally:
             bar.close()
         out = resume
     else:
-        options["structure"] = str(structure_path(options["structure"]))
-        options["connectivity"] = not no_connectivity
-        check_cost(SymmetrizeSpec.parse(options["symmetrize"]).evaluations_per_call(), yes,
-                   f"--symmetrize {options['symmetrize']}")
-        configure_threads(options["threads"], len(read_structure(options["structure"])))
+        config = RunConfig(**dict(options, structure=str(structure_path(options["structure"]))))
+        check_cost(config.symmetrize.evaluations_per_call(), yes, f"--symmetrize {config.symmetrize}")
         out = out or str(default_out())
-        bar = Progress(options["steps"], enabled=progress)
+        bar = Progress(config.steps, enabled=progress)
         try:
-            info = run_md(options, out, progress=bar)
+            info = run_md(config, out, progress=bar)
         finally:
             bar.close()
     speed = f"{info['steps_per_s']:.1f} steps/s" if info.get("steps_per_s") else ""

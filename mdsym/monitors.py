@@ -22,20 +22,23 @@ from ase.data import covalent_radii
 # elements whose bonds are covalent enough for a fixed bond graph to mean something
 NON_METALS = frozenset([1, 2, 5, 6, 7, 8, 9, 10, 14, 15, 16, 17, 18, 33, 34, 35, 36, 52, 53, 54])
 
+from .run_config import DEFAULT_CONNECTIVITY, DEFAULT_MAX_TEMPERATURE_FACTOR, DEFAULT_MIN_DISTANCE_A
 from .system import System
 
 
 @dataclass
 class MonitorSettings:
-    min_distance_A: float = 0.5
-    max_temperature_factor: float = 5.0
-    connectivity: bool = True
+    min_distance_A: float = DEFAULT_MIN_DISTANCE_A
+    max_temperature_factor: float = DEFAULT_MAX_TEMPERATURE_FACTOR
+    connectivity: bool = DEFAULT_CONNECTIVITY
     bond_break_factor: float = 1.6
 
     @classmethod
-    def from_config(cls, config: dict) -> "MonitorSettings":
-        fields = {k: config[k] for k in cls.__dataclass_fields__ if config.get(k) is not None}
-        return cls(**fields)
+    def from_config(cls, config) -> "MonitorSettings":
+        """The monitors a ``RunConfig`` asks for."""
+        return cls(min_distance_A=config.min_distance_A,
+                   max_temperature_factor=config.max_temperature_factor,
+                   connectivity=config.connectivity)
 
 
 class StabilityMonitor:

@@ -15,8 +15,8 @@ import shutil
 import signal
 import subprocess
 import sys
-import sysconfig
 from pathlib import Path
+from sysconfig import get_path as scheme_path
 
 from .errors import MdsymError
 
@@ -27,9 +27,9 @@ def _script_dirs() -> list:
     """Where pip installs scripts for this interpreter: beside it (a venv's bin/, even
     unactivated; sys.executable is not resolved, since a venv's python is a link),
     then the scheme's and the user scheme's script folders."""
-    dirs = [Path(sys.executable).parent, Path(sysconfig.get_path("scripts"))]
+    dirs = [Path(sys.executable).parent, Path(scheme_path("scripts"))]
     try:
-        dirs.append(Path(sysconfig.get_path("scripts", f"{os.name}_user")))
+        dirs.append(Path(scheme_path("scripts", f"{os.name}_user")))
     except KeyError:
         pass
     unique = []

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import MdsymError
+from ..run_config import RunConfig
 from ..rundir import _json_default
 from .report import _g, _pyplot, analyze_run
 from .structure import distribution_distance
@@ -37,10 +38,24 @@ def load_analysis(path, reanalyze: bool = False, **options) -> tuple:
     return report, series
 
 
+def config_of(report: dict):
+    """The ``RunConfig`` in an analysis.json, or None when another mdsym wrote the run."""
+    try:
+        return RunConfig.from_json(report.get("config"), partial=True)
+    except MdsymError:
+        return None
+
+
+def symmetrize_of(report: dict) -> str:
+    config = config_of(report)
+    return str(config.symmetrize) if config is not None else "?"
+
+
 def label_of(report: dict, path) -> str:
-    config = report.get("config", {})
-    seed = config.get("seed")
-    return f"{Path(path).name} [{config.get('symmetrize', '?')}" + (f", seed {seed}]" if seed is not None else "]")
+    config = config_of(report)
+    if config is None:
+        return f"{Path(path).name} [?]"
+    return f"{Path(path).name} [{config.symmetrize}, seed {config.seed}]"
 
 
 def compare_runs(paths, out="comparison", reference=None, reanalyze: bool = False, **options) -> dict:
@@ -62,7 +77,7 @@ def compare_runs(paths, out="comparison", reference=None, reanalyze: bool = Fals
         rows.append({
             "run": str(path),
             "label": label_of(report, path),
-            "symmetrize": report.get("config", {}).get("symmetrize"),
+            "symmetrize": symmetrize_of(report),
             "drift_meV_atom_ps": drift.get("slope_meV_atom_ps"),
             "drift_ratio": drift.get("ratio"),
             "max_dL": am.get("max_dL"),
@@ -121,11 +136,11 @@ def plot_comparison(analyses: dict, paths, out: Path) -> list:
     made = []
     fig, axes = plt.subplots(2, 2, figsize=(11, 7))
     (ax_e, ax_l), (ax_a, ax_s) = axes
-    specs = list(dict.fromkeys(analyses[p][0].get("config", {}).get("symmetrize") for p in paths))
+    specs = list(dict.fromkeys(symmetrize_of(analyses[p][0]) for p in paths))
     seen = set()
     for path in paths:
         report, s = analyses[path]
-        spec = report.get("config", {}).get("symmetrize")
+        spec = symmetrize_of(report)
         colour = f"C{specs.index(spec) % 10}"
         label = None if spec in seen and len(paths) > len(specs) else (
             label_of(report, path) if len(paths) == len(specs) else str(spec))

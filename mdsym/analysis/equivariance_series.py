@@ -24,17 +24,17 @@ from ..system import System
 from ..wigner import wigner_d
 
 
-def model_of_run(config: dict, model=None):
-    """(raw model, symmetrized model or None) that drove a run, from run.json's config."""
+def model_of_run(config, model=None):
+    """(raw model, symmetrized model or None) that drove a run, from its ``RunConfig``
+    (``model``: another model to measure under the run's symmetrization)."""
     from ..models import load_model
     from ..models.symmetrized import SymmetrizedModel
 
-    raw = load_model(model if model is not None else config.get("model", "analytic"),
-                     forces=config.get("forces", "auto") or "auto")
-    spec = SymmetrizeSpec.parse(config.get("symmetrize", "none"))
+    raw = load_model(model if model is not None else config.model, forces=config.forces)
+    spec = config.symmetrize
     if str(spec) == "none":
         return raw, None
-    symmetrizer = Symmetrizer(raw, spec, seed=int(config.get("seed", 0) or 0))
+    symmetrizer = Symmetrizer(raw, spec, seed=config.seed)
     return raw, SymmetrizedModel(symmetrizer)
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import MdsymError
+from ..run_config import RunConfig
 from ..rundir import _json_default
 from . import equipartition, structure
 from .angular_momentum import summarize as am_summarize
@@ -45,12 +46,13 @@ def analyze_run(path, out=None, every=None, degree: int = 2, content: bool = Fal
     out = Path(out) if out is not None else run.path / "analysis"
     out.mkdir(parents=True, exist_ok=True)
     notes = list(run.notes)
-    config = run.config
+    config = run_config(run, notes)
     report = {
         "run": str(run.path), "status": run.status, "reason": run.info.get("reason"),
         "time_to_failure_fs": run.info.get("time_to_failure_fs"),
         "steps_done": run.info.get("steps_done"), "steps_per_s": run.info.get("steps_per_s"),
-        "wall_time_s": run.info.get("wall_time_s"), "config": config,
+        "wall_time_s": run.info.get("wall_time_s"),
+        "config": config.to_json() if config is not None else run.config,
         "n_atoms": run.n_atoms, "periodic": run.periodic, "frames": run.n_frames,
         "time_span_ps": [float(run.time_ps[0]), float(run.time_ps[-1])] if run.n_frames else None,
         "notes": notes,
@@ -61,7 +63,7 @@ def analyze_run(path, out=None, every=None, degree: int = 2, content: bool = Fal
     if run.thermo is not None:
         t = run.thermo["time_fs"] / 1000.0
         report["drift"] = energy_drift(t, run.thermo["conserved_eV"], run.thermo["kinetic_eV"], run.n_atoms)
-        report["drift"]["ensemble"] = config.get("ensemble")
+        report["drift"]["ensemble"] = config.ensemble if config is not None else None
         series.update(thermo_time_ps=t, conserved_eV=run.thermo["conserved_eV"],
                       kinetic_eV=run.thermo["kinetic_eV"], potential_eV=run.thermo["potential_eV"])
 
@@ -84,10 +86,11 @@ def analyze_run(path, out=None, every=None, degree: int = 2, content: bool = Fal
         report["structure"] = structure.structure_of(run, max_structure_frames)
 
         if equivariance:
-            report["equivariance"], s = _equivariance(run, every, degree, content, model, batch_size, notes)
+            report["equivariance"], s = _equivariance(run, config, every, degree, content, model,
+                                                      batch_size, notes)
             series.update({f"eq_{k}": v for k, v in s.items()})
         if layers:
-            report["hidden_layers"] = _layers(run, degree, model, notes)
+            report["hidden_layers"] = _layers(run, config, degree, model, notes)
     elif layers:
         report["hidden_layers"] = {"skipped": f"{run.path / 'trajectory.trr'} has no frames"}
         notes.append(f"hidden layers not measured: {report['hidden_layers']['skipped']}")
@@ -101,11 +104,25 @@ def analyze_run(path, out=None, every=None, degree: int = 2, content: bool = Fal
     return report
 
 
-def _equivariance(run, every, degree, content, model, batch_size, notes):
+def run_config(run, notes) -> RunConfig:
+    """The run's configuration, read from run.json through ``RunConfig.from_json``
+    (fields it lacks take their defaults); None, with a note saying why, when another
+    mdsym wrote it."""
+    try:
+        return RunConfig.from_json(run.config, where=run.path / "run.json", partial=True)
+    except MdsymError as error:
+        notes.append(f"{error}: the analyses that run the model (equivariance, hidden layers) "
+                     "are not made")
+        return None
+
+
+def _equivariance(run, config, every, degree, content, model, batch_size, notes):
     from .equivariance_series import EquivarianceSeries, model_of_run, summarize
 
+    if config is None:
+        return {"skipped": "run.json's configuration is not readable by this mdsym"}, {}
     try:
-        raw, symmetrized = model_of_run(run.config, model)
+        raw, symmetrized = model_of_run(config, model)
     except MdsymError as error:
         notes.append(f"equivariance not measured: {error} (pass --model to name the model)")
         return {"skipped": str(error)}, {}
@@ -119,7 +136,7 @@ def _equivariance(run, every, degree, content, model, batch_size, notes):
     return figures, series
 
 
-def _layers(run, degree, model, notes):
+def _layers(run, config, degree, model, notes):
     """B per layer of the run's raw model at its first and last frames, or the one
     line saying why its layers cannot be measured."""
     from ..system import System
@@ -127,7 +144,9 @@ def _layers(run, degree, model, notes):
     from .hidden_layers import layers_or_reason
 
     try:
-        raw, _ = model_of_run(run.config, model)
+        if config is None:
+            raise MdsymError("run.json's configuration is not readable by this mdsym")
+        raw, _ = model_of_run(config, model)
     except MdsymError as error:
         out = {"skipped": str(error)}
     else:

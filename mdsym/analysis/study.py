@@ -37,7 +37,7 @@ def run_one(config: dict, path) -> Path:
         run_md = None
     try:
         if run_md is not None:
-            run_md(dict(config, engine=config.get("engine") or "ase"), rundir.path, overwrite=True)
+            run_md(config, rundir.path, overwrite=True)
         else:
             _run_ipi(config, rundir)
     except MdsymError as error:
@@ -78,7 +78,7 @@ def run_study(out, model: str = DEFAULT_MODEL, structure=None, specs=DEFAULT_SPE
         for seed in seeds:
             path = out / "runs" / f"{spec.replace(':', '').replace('+', '_')}-seed{seed}"
             config = {"engine": engine, "model": model, "symmetrize": spec, "forces": "auto", "ensemble": "nve",
-                      "thermostat": None, "timestep_fs": timestep_fs, "steps": steps,
+                      "timestep_fs": timestep_fs, "steps": steps,
                       "temperature_K": temperature_K, "seed": seed, "stride": stride,
                       "structure": structure}
             if progress:

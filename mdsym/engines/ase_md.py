@@ -8,8 +8,9 @@
 
 The conserved quantity written to thermo.csv is ``E_pot + E_kin - exchanged``.
 Every step is a thermo row; every ``stride`` steps a frame and a full-precision
-checkpoint (``checkpoint.extxyz``, with momenta and the thermostat's bookkeeping)
-from which ``resume`` continues.
+checkpoint (``checkpoint.traj``, ASE's binary trajectory format: positions and
+momenta in float64, and the thermostat's bookkeeping) from which ``resume``
+continues, so that a resumed run follows the uninterrupted one to round-off.
 """
 
 import time
@@ -22,15 +23,16 @@ from ase.md.langevinbaoab import LangevinBAOAB
 from ase.md.velocitydistribution import Stationary, ZeroRotation, force_temperature, thermalize_momenta
 from ase.md.verlet import VelocityVerlet
 
-from ..calculator import MdsymCalculator
 from ..errors import MdsymError
-from ..models import load_model
 from ..models.base import NonFiniteOutput
-from ..monitors import MonitorSettings, StabilityMonitor
 from ..rundir import RunDirectory, mechanics
+from ..run_config import RunConfig
 from ..system import System, read_structure
+from .context import RunContext
 
-CHECKPOINT = "checkpoint.extxyz"
+CHECKPOINT = "checkpoint.traj"
+#: the checkpoint of mdsym versions before it (8 decimals: resumes, but not to round-off)
+OLD_CHECKPOINT = "checkpoint.extxyz"
 
 
 class TrackedLangevinBAOAB(LangevinBAOAB):
@@ -58,53 +60,42 @@ def initial_velocities(atoms, temperature_K, seed) -> None:
     force_temperature(atoms, temperature_K)
 
 
-def make_integrator(atoms, config, seed):
-    dt = float(config["timestep_fs"]) * units.fs
-    ensemble = config.get("ensemble", "nve")
-    if ensemble == "nve":
+def make_integrator(atoms, config: RunConfig, seed):
+    dt = config.timestep_fs * units.fs
+    if config.ensemble == "nve":
         return VelocityVerlet(atoms, timestep=dt)
-    if ensemble != "nvt":
-        raise MdsymError(f"unknown ensemble {ensemble!r}: use nve or nvt")
-    temperature = config.get("temperature_K")
-    if not temperature:
-        raise MdsymError("nvt needs a temperature (--temperature)")
-    tau = float(config.get("thermostat_tau_fs") or 100.0) * units.fs
+    tau = config.thermostat_tau_fs * units.fs
     rng = np.random.default_rng(seed)
-    thermostat = config.get("thermostat") or "svr"
-    if thermostat == "svr":
-        return Bussi(atoms, dt, temperature_K=temperature, taut=tau, rng=rng)
-    if thermostat == "langevin":
-        return TrackedLangevinBAOAB(atoms, dt, temperature_K=temperature, T_tau=tau, rng=rng)
-    raise MdsymError(f"unknown thermostat {thermostat!r}: use svr or langevin")
+    if config.thermostat == "svr":
+        return Bussi(atoms, dt, temperature_K=config.temperature_K, taut=tau, rng=rng)
+    return TrackedLangevinBAOAB(atoms, dt, temperature_K=config.temperature_K, T_tau=tau, rng=rng)
 
 
-def run_ase(config: dict, rundir: RunDirectory, resume: bool = False, progress=None) -> dict:
-    """Run (or continue) MD in-process; returns the segment's status for run.json."""
-    total = int(config["steps"])
-    stride = max(1, int(config.get("stride") or 1))
-    seed = int(config.get("seed") or 0)
+def run_ase(context: RunContext, rundir: RunDirectory, resume: bool = False, progress=None) -> dict:
+    """Run (or continue) MD in-process; returns the segment's status for run.json.
+    ``context``: the run's ``RunContext`` (or its configuration, to build one)."""
+    context = RunContext.of(context)
+    config = context.config
+    total, stride, seed = config.steps, config.stride, config.seed
     if resume:
         atoms, start_step, exchanged = read_checkpoint(rundir)
         rundir.truncate_after(start_step)
     else:
         atoms = read_structure(rundir.structure)
         start_step, exchanged = 0, 0.0
-        initial_velocities(atoms, config.get("temperature_K"), seed)
+        initial_velocities(atoms, config.temperature_K, seed)
 
-    model = load_model(config["model"], forces=config.get("forces") or "auto")
-    model.check_system(System.from_atoms(atoms))
+    context.model.check_system(System.from_atoms(atoms))
     # the random streams of a resumed segment are seeded by the step it starts at
     segment_seed = seed + start_step
-    atoms.calc = MdsymCalculator(model, config.get("symmetrize") or "none",
-                                 batch_size=config.get("batch_size"), seed=segment_seed)
+    atoms.calc = context.calculator(segment_seed)
     dynamics = make_integrator(atoms, config, segment_seed)
     dynamics.transferred_energy = exchanged
-    reference_temperature = config.get("temperature_K") or atoms.get_temperature()
+    reference_temperature = config.temperature_K or atoms.get_temperature()
     # bonds are judged against the run's initial structure, also after a resume
-    monitor = StabilityMonitor(read_structure(rundir.structure), reference_temperature,
-                               MonitorSettings.from_config(config))
+    monitor = context.monitor(read_structure(rundir.structure), reference_temperature)
     masses = atoms.get_masses()
-    dt_fs = float(config["timestep_fs"])
+    dt_fs = config.timestep_fs
     result = {"status": "running", "reason": None, "time_to_failure_fs": None, "start_step": start_step}
     started = time.monotonic()
 
@@ -168,16 +159,18 @@ def write_checkpoint(rundir: RunDirectory, atoms, step: int, exchanged: float) -
     tmp = path.with_suffix(".tmp")
     snapshot = atoms.copy()
     snapshot.info.update(step=int(step), transferred_energy_eV=float(exchanged))
-    ase.io.write(tmp, snapshot, format="extxyz")
+    ase.io.write(tmp, snapshot, format="traj")
     tmp.replace(path)
 
 
 def read_checkpoint(rundir: RunDirectory):
     path = rundir.path / CHECKPOINT
+    if not path.exists() and (rundir.path / OLD_CHECKPOINT).exists():
+        path = rundir.path / OLD_CHECKPOINT
     if not path.exists():
         raise MdsymError(f"{rundir.path} has no {CHECKPOINT} to resume from")
     try:
-        atoms = ase.io.read(path, format="extxyz")
+        atoms = ase.io.read(path, format="traj" if path.name == CHECKPOINT else "extxyz")
     except Exception as error:
         raise MdsymError(f"cannot read {path}: {error}") from None
     return atoms, int(atoms.info["step"]), float(atoms.info.get("transferred_energy_eV", 0.0))

@@ -44,11 +44,11 @@ from ..ipi import protocol as p
 from ..ipi.client import DEFAULT_SOCKETS_PREFIX, unix_path
 from ..ipi.outputs import SegmentReader
 from ..ipi.supervisor import IpiProcesses, last_line, terminate_as_interrupt
-from ..monitors import MonitorSettings, StabilityMonitor
+from ..monitors import StabilityMonitor
 from ..processes import command_for, mdsym_command
 from ..rundir import RunDirectory, mechanics
-from ..symmetrize import SymmetrizeSpec
-from .run import DEFAULT_TIMESTEP_FS
+from ..run_config import RunConfig
+from .context import RunContext
 
 #: hosts on which i-PI listens on every interface; local clients connect to localhost
 EVERY_INTERFACE = ("", "0.0.0.0", "::")
@@ -109,13 +109,13 @@ class Socket:
     file: str = None  # the unix socket file, removed when the run ends
 
     @classmethod
-    def open(cls, config) -> "Socket":
+    def open(cls, config: RunConfig) -> "Socket":
         """The run's socket, checked free now (one clear line if not)."""
-        if (config.get("socket") or "unix") == "unix":
-            name = config.get("address") or f"mdsym-{os.getpid()}-{secrets.token_hex(4)}"
+        if config.socket == "unix":
+            name = config.address or f"mdsym-{os.getpid()}-{secrets.token_hex(4)}"
             return cls("unix", name, None, check_unix_socket(name))
-        address = config.get("address") or "localhost"
-        return cls("inet", address, check_port(config.get("port"), address))
+        address = config.address or "localhost"
+        return cls("inet", address, check_port(config.port, address))
 
     def client_args(self) -> list:
         if self.mode == "unix":
@@ -131,20 +131,19 @@ class Socket:
         return {"socket": self.mode, "address": self.address, "port": self.port}
 
 
-def serve_command(config, socket: Socket) -> list:
-    model = str(config["model"])
+def serve_command(config: RunConfig, structure, socket: Socket) -> list:
+    """The ``mdsym serve`` client of a run on ``structure`` (the run's structure.xyz)."""
+    model = config.model
     if Path(model).exists():  # the client runs in RUN/ipi: make file paths absolute
         model = str(Path(model).resolve())
     command = [
         *mdsym_command(), "serve",
-        "--model", model, "--structure", str(Path(config["structure"]).resolve()),
-        "--symmetrize", str(config.get("symmetrize") or "none"),
-        "--forces", str(config.get("forces") or "auto"),
-        "--seed", str(int(config.get("seed") or 0)), "--wait", "120",
-        "--threads", str(config.get("threads") or "auto"),
+        "--model", model, "--structure", str(Path(structure).resolve()),
+        "--symmetrize", str(config.symmetrize), "--forces", config.forces,
+        "--seed", str(config.seed), "--wait", "120", "--threads", config.threads,
     ]
-    if config.get("batch_size"):
-        command += ["--batch-size", str(int(config["batch_size"]))]
+    if config.batch_size is not None:
+        command += ["--batch-size", str(config.batch_size)]
     return command + socket.client_args()
 
 
@@ -155,62 +154,45 @@ def serve_command(config, socket: Socket) -> list:
 class IpiRun:
     """Everything a segment needs, checked before anything starts."""
 
-    config: dict
+    config: RunConfig
     rundir: RunDirectory
     atoms: object
     periodic: bool
     monitor: StabilityMonitor
     socket: Socket
-    total: int
-    stride: int
-    drivers: int
     extras: bool  # mdsym serve returns the rotational std (it averages)
 
     @property
     def workdir(self) -> Path:
         return self.rundir.path / "ipi"
 
+    total = property(lambda self: self.config.steps)
+    stride = property(lambda self: self.config.stride)
+    drivers = property(lambda self: self.config.drivers)
+
     @classmethod
-    def prepare(cls, config: dict, rundir: RunDirectory) -> "IpiRun":
-        from ..models import load_model
-        from ..system import System, read_structure
+    def prepare(cls, context: RunContext, rundir: RunDirectory) -> "IpiRun":
+        """``context`` has checked the model on the system; the model itself runs in
+        the ``mdsym serve`` clients."""
+        from ..system import read_structure
 
-        command_for("i-pi")  # one clear line now if i-PI is missing
-        if not isinstance(config.get("model"), (str, os.PathLike)):
-            raise MdsymError(
-                "the i-PI engine runs the model in a separate 'mdsym serve' process, which "
-                "needs a model name, 'analytic[:...]' or a model file, not a Python object")
-        atoms = read_structure(config["structure"])
-        system = System.from_atoms(atoms)
-        load_model(str(config["model"]), forces=config.get("forces") or "auto").check_system(system)
-        drivers = int(config.get("drivers") or 1)
-        if drivers < 1:
-            raise MdsymError(f"--drivers must be >= 1, not {drivers}")
-        dynamics(config).check()
-        spec = SymmetrizeSpec.parse(config.get("symmetrize"))
+        config = context.config
+        atoms = read_structure(rundir.structure)  # where the ASE engine would start too
         # the same monitors as the ASE engine, bonds judged against the initial structure
-        monitor = StabilityMonitor(atoms, config.get("temperature_K"),
-                                   MonitorSettings.from_config(config))
-        return cls(config, rundir, atoms, system.periodic, monitor, Socket.open(config),
-                   int(config["steps"]), max(1, int(config.get("stride") or 1)), drivers,
-                   spec.mode != "none")
+        monitor = context.monitor(atoms, config.temperature_K)
+        return cls(config, rundir, atoms, context.system.periodic, monitor, Socket.open(config),
+                   config.symmetrize.mode != "none")
 
 
-def dynamics(config) -> ipi_input.Dynamics:
-    return ipi_input.Dynamics(
-        ensemble=config.get("ensemble") or "nve", thermostat=config.get("thermostat") or "svr",
-        timestep_fs=float(config.get("timestep_fs") or DEFAULT_TIMESTEP_FS),
-        temperature_K=config.get("temperature_K"),
-        tau_fs=float(config.get("thermostat_tau_fs") or 100.0),
-        seed=int(config.get("seed") or 0), beads=int(config.get("beads") or 1))
+def dynamics(config: RunConfig) -> ipi_input.Dynamics:
+    return ipi_input.Dynamics.of(config)
 
 
 def first_input(run: IpiRun, prefix: str) -> str:
-    velocities = initial_velocities(run.atoms, run.config.get("temperature_K"),
-                                    run.config.get("seed") or 0)
-    forcefield = run.socket.forcefield(run.periodic, float(run.config.get("latency") or 1e-4))
+    velocities = initial_velocities(run.atoms, run.config.temperature_K, run.config.seed)
+    forcefield = run.socket.forcefield(run.periodic, run.config.latency_s)
     outputs = ipi_input.Outputs(prefix=prefix, extras=run.extras,
-                                checkpoint_stride=int(run.config.get("checkpoint_stride") or 100))
+                                checkpoint_stride=run.config.checkpoint_stride)
     root = ipi_input.simulation(run.atoms, velocities, forcefield, run.total,
                                 dynamics(run.config), outputs)
     return ipi_input.to_text(root)
@@ -353,7 +335,8 @@ def run_segment(run: IpiRun, writer: StepWriter, segment: int, xml: str, clients
     with IpiProcesses(run.workdir, run.socket.file) as processes:
         processes.start_server(f"{prefix}.input.xml", f"{prefix}.ipi.log")
         for k in range(clients):
-            processes.start_client(serve_command(run.config, run.socket), f"{prefix}.serve{k}.log")
+            processes.start_client(serve_command(run.config, run.rundir.structure, run.socket),
+                                   f"{prefix}.serve{k}.log")
         end = follow(processes, reader, writer)
         end.clients_left = processes.alive_clients()
     end.reader = reader
@@ -431,22 +414,19 @@ def finish(outcome: Outcome, end: SegmentEnd, writer: StepWriter, total: int) ->
     return outcome
 
 
-def run_ipi(config: dict, rundir: RunDirectory, resume: bool = False, progress=None) -> dict:
+def run_ipi(context, rundir: RunDirectory, resume: bool = False, progress=None) -> dict:
     """Run (or resume) MD with i-PI as the integrator and ``mdsym serve`` as the clients.
 
-    ``config`` keys: model (a name, ``analytic[:...]`` or a file), symmetrize, forces,
-    structure (the run directory's structure.xyz), ensemble (nve|nvt), thermostat
-    (svr|langevin), timestep_fs, steps (the total length of the run, resume included),
-    temperature_K, seed, stride, socket (unix|tcp), port, batch_size, and optional
-    beads (1), drivers (1: local ``mdsym serve`` clients), thermostat_tau_fs (100),
-    checkpoint_stride (100), latency (i-PI poll, 1e-4 s), min_distance_A,
-    max_temperature_factor, address (unix socket name, or the host i-PI listens on
-    with tcp). ``progress``: an object with ``update(n)`` (tqdm-like) or a callable
-    ``progress(step, total)``. Returns status, reason, steps, steps_done, new_steps,
-    wall_time_s, steps_per_s, time_to_failure_fs, start_step, restarts, ipi details.
+    ``context``: the run's ``RunContext``, or its ``RunConfig`` (or a dict of its
+    fields) to build one; ``steps`` is the total length of the run, resume included.
+    The run starts from ``rundir``'s structure.xyz. ``progress``: an object with
+    ``update(n)`` (tqdm-like) or a callable ``progress(step, total)``. Returns status,
+    reason, steps, steps_done, new_steps, wall_time_s, steps_per_s,
+    time_to_failure_fs, start_step, restarts, ipi details.
     """
     rundir = rundir if isinstance(rundir, RunDirectory) else RunDirectory(rundir)
-    run = IpiRun.prepare(config, rundir)
+    command_for("i-pi")  # one clear line now if i-PI is missing
+    run = IpiRun.prepare(RunContext.of(context), rundir)
     run.workdir.mkdir(parents=True, exist_ok=True)
     done = segments(run.workdir)
     segment = (done[-1] + 1) if done else 0
@@ -454,7 +434,7 @@ def run_ipi(config: dict, rundir: RunDirectory, resume: bool = False, progress=N
     start, checkpoint = continue_from_checkpoint(run, writer) if resume else (0, None)
     result = {"steps": run.total, "start_step": start, "restarts": [],
               "ipi": {"version": ipi_version(), "workdir": str(run.workdir),
-                      "segment": segment, "beads": dynamics(config).beads,
+                      "segment": segment, "beads": run.config.beads,
                       "drivers": run.drivers, **run.socket.details()}}
     if start >= run.total:
         return {**result, "status": "completed", "reason": None, "steps_done": start,

@@ -13,12 +13,11 @@ from pathlib import Path
 import click
 
 from ..errors import MdsymError
+from ..run_config import RunConfig
 from ..rundir import THERMO_UNITS, RunDirectory
-from ..symmetrize import SymmetrizeSpec
 from ..system import read_structure
+from .context import RunContext
 
-ENGINES = ("ase", "ipi")
-DEFAULT_TIMESTEP_FS = 0.5  # ``mdsym run --timestep``; every engine's fallback
 PACKAGES = ("mdsym", "ase", "numpy", "scipy", "torch", "vesin", "metatomic-torch", "ipi", "MDAnalysis")
 
 
@@ -36,26 +35,6 @@ def now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
-def validate(config: dict) -> dict:
-    """Check a run configuration before anything starts; one clear line per problem."""
-    if config.get("engine") not in ENGINES:
-        raise MdsymError(f"unknown engine {config.get('engine')!r}: use ase or ipi")
-    if int(config.get("steps", 0)) < 0:
-        raise MdsymError("--steps must be >= 0")
-    if float(config.get("timestep_fs", 0)) <= 0:
-        raise MdsymError("--timestep must be positive")
-    if int(config.get("stride", 1)) < 1:
-        raise MdsymError("--stride must be >= 1")
-    if config.get("ensemble") == "nvt" and not config.get("temperature_K"):
-        raise MdsymError("nvt needs a positive --temperature")
-    if config["engine"] == "ase" and (int(config.get("beads") or 1) > 1
-                                      or int(config.get("drivers") or 1) > 1):
-        raise MdsymError("--beads and --drivers are options of the i-PI engine: "
-                         "add --engine ipi (the ASE engine runs classical MD in this process)")
-    config["symmetrize"] = str(SymmetrizeSpec.parse(config.get("symmetrize")))
-    return config
-
-
 def _engine(name):
     if name == "ase":
         from .ase_md import run_ase
@@ -66,47 +45,46 @@ def _engine(name):
     return run_ipi
 
 
-def run_md(config: dict, out, progress=None, overwrite: bool = False) -> dict:
-    """Start a new run in ``out`` and carry it to its end (or failure)."""
-    config = validate(dict(config))
-    atoms = read_structure(config["structure"])
-    from ..models import load_model
-    from ..system import System
-
-    system = System.from_atoms(atoms)
-    load_model(config["model"], forces=config.get("forces") or "auto").check_system(system)
-    if SymmetrizeSpec.parse(config["symmetrize"]).remove_net_torque and system.periodic:
-        raise MdsymError("nettorque applies to isolated systems only (the structure is periodic)")
+def run_md(config, out, progress=None, overwrite: bool = False) -> dict:
+    """Start a new run in ``out`` and carry it to its end (or failure). ``config``: a
+    ``RunConfig``, or a dict of its fields (the others take their defaults)."""
+    config = RunConfig.coerce(config)
+    context = RunContext.build(config, read_structure(config.structure))
     rundir = RunDirectory(out)
-    rundir.create(atoms, overwrite=overwrite)
-    config["source_structure"] = str(config["structure"])
-    config["structure"] = str(rundir.structure)
-    info = {"config": config, "seed": config.get("seed", 0), "versions": versions(),
+    rundir.create(context.atoms, overwrite=overwrite)
+    info = {"config": config.to_json(), "seed": config.seed, "versions": versions(),
             "thermo_units": THERMO_UNITS, "status": "running", "segments": [],
             "started": now(), "host": platform.node()}
     rundir.write_info(info)
-    return _run_segment(rundir, info, resume=False, progress=progress)
+    return _run_segment(rundir, info, context, resume=False, progress=progress)
+
+
+def read_config(out) -> RunConfig:
+    """The configuration of the run in ``out``; one line if another mdsym wrote it."""
+    rundir = RunDirectory(out)
+    return RunConfig.from_json(rundir.read_info().get("config"), where=rundir.info)
 
 
 def resume_md(out, steps=None, progress=None) -> dict:
     """Continue an interrupted, failed-by-interrupt or finished run; ``steps`` extends it."""
     rundir = RunDirectory(out)
     info = rundir.read_info()
-    config = info["config"]
+    config = RunConfig.from_json(info.get("config"), where=rundir.info)
     if steps is not None:
-        if steps < config["steps"]:
-            raise MdsymError(f"--steps {steps} is shorter than the run's {config['steps']} steps")
-        config["steps"] = int(steps)
+        if steps < config.steps:
+            raise MdsymError(f"--steps {steps} is shorter than the run's {config.steps} steps")
+        config = config.replace(steps=int(steps))
     if info.get("status") == "failed":
         raise MdsymError(f"the run in {out} failed ({info.get('reason')}): a failed stability "
                          "test is not resumed; start a new run")
+    context = RunContext.build(config, read_structure(rundir.structure))
+    info["config"] = config.to_json()
     info["status"] = "running"
     rundir.write_info(info)
-    return _run_segment(rundir, info, resume=True, progress=progress)
+    return _run_segment(rundir, info, context, resume=True, progress=progress)
 
 
-def _run_segment(rundir, info, resume, progress) -> dict:
-    config = info["config"]
+def _run_segment(rundir, info, context, resume, progress) -> dict:
     for earlier in info["segments"]:
         if earlier.get("status") == "running":  # its process was killed
             earlier["status"] = "killed"
@@ -114,7 +92,7 @@ def _run_segment(rundir, info, resume, progress) -> dict:
     info["segments"].append(segment)
     rundir.write_info(info)
     try:
-        result = _engine(config["engine"])(config, rundir, resume=resume, progress=progress)
+        result = _engine(context.config.engine)(context, rundir, resume=resume, progress=progress)
     except BaseException as error:
         info["status"] = "failed" if isinstance(error, MdsymError) else "interrupted"
         info["reason"] = str(error) or type(error).__name__

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 from ase import units
 
-from ..engines.run import DEFAULT_TIMESTEP_FS
 from ..errors import MdsymError
+from ..run_config import ENSEMBLES, THERMOSTATS, RunConfig
 from . import protocol as p
 
 #: thermo columns, in this order, all in atomic units
@@ -35,23 +35,29 @@ FRAMES = {"positions": ("pos", "x_centroid"), "velocities": ("vel", "v_centroid"
 FRAME_FORMAT = "bin"  # full precision (see mdsym.ipi.outputs)
 #: the extras ``mdsym serve`` returns when it averages over rotations
 ROTATION_STD = ("energy_rot_std", "forces_rot_std")
-ENSEMBLES = ("nve", "nvt")
-THERMOSTATS = ("svr", "langevin")
 PATH_INTEGRAL_THERMOSTATS = {"svr": "pile_g", "langevin": "pile_l"}
 NONPERIODIC_BOX_A = 1000.0  # i-PI needs a cell; clusters get a large one, and pbc off
 
 
 @dataclass(frozen=True)
 class Dynamics:
-    """How i-PI integrates (ASE units)."""
+    """How i-PI integrates (ASE units); defaults of ``mdsym run`` (``RunConfig``), but
+    NVE: a bare input is plain MD."""
 
     ensemble: str = "nve"
-    thermostat: str = "svr"
-    timestep_fs: float = DEFAULT_TIMESTEP_FS
-    temperature_K: float = 300.0
-    tau_fs: float = 100.0
-    seed: int = 0
-    beads: int = 1
+    thermostat: str = RunConfig.default("thermostat")
+    timestep_fs: float = RunConfig.default("timestep_fs")
+    temperature_K: float = RunConfig.default("temperature_K")
+    tau_fs: float = RunConfig.default("thermostat_tau_fs")
+    seed: int = RunConfig.default("seed")
+    beads: int = RunConfig.default("beads")
+
+    @classmethod
+    def of(cls, config: RunConfig) -> "Dynamics":
+        """The dynamics a run's configuration asks for."""
+        return cls(ensemble=config.ensemble, thermostat=config.thermostat,
+                   timestep_fs=config.timestep_fs, temperature_K=config.temperature_K,
+                   tau_fs=config.thermostat_tau_fs, seed=config.seed, beads=config.beads)
 
     def check(self):
         if self.ensemble not in ENSEMBLES:

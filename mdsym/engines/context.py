@@ -1,0 +1,62 @@
+"""``RunContext``: what a run needs beyond its configuration, built once per command.
+
+From a ``RunConfig`` it reads the structure, sets torch's threads, loads the model
+(once) and checks that the model and the symmetrization apply to the system, so
+that a bad input is one line before anything is written. ``mdsym run`` builds it
+and hands it to the engine: the ASE engine runs its model in this process; the
+i-PI engine runs it in its ``mdsym serve`` clients, and needs only the checks.
+"""
+
+from dataclasses import dataclass
+
+from ..commands_common import configure_threads
+from ..errors import MdsymError
+from ..run_config import RunConfig
+
+
+@dataclass(frozen=True, eq=False)
+class RunContext:
+    config: RunConfig
+    atoms: object  # ase.Atoms: the structure the run starts from
+    system: object  # mdsym.system.System of ``atoms``
+    model: object  # mdsym.models.base.Model, loaded once
+    threads: int  # torch's intra-op threads, as configured
+
+    @classmethod
+    def build(cls, config, atoms=None) -> "RunContext":
+        """Check ``config`` (a ``RunConfig`` or a dict of its fields) against its
+        structure (or ``atoms``) and model; one clear line for the first problem."""
+        from ..models import load_model
+        from ..system import System, read_structure
+
+        config = RunConfig.coerce(config)
+        atoms = atoms if atoms is not None else read_structure(config.structure)
+        system = System.from_atoms(atoms)
+        if config.symmetrize.remove_net_torque and system.periodic:
+            raise MdsymError("nettorque applies to isolated systems only (the structure is periodic)")
+        threads = configure_threads(config.threads, len(atoms))
+        model = load_model(config.model, forces=config.forces)
+        model.check_system(system)
+        return cls(config, atoms, system, model, threads)
+
+    @classmethod
+    def of(cls, config_or_context) -> "RunContext":
+        """A context as it is, or built from a configuration (direct engine calls)."""
+        if isinstance(config_or_context, cls):
+            return config_or_context
+        return cls.build(config_or_context)
+
+    def calculator(self, seed: int):
+        """An ASE calculator of the run's model under its symmetrization; ``seed``
+        seeds its random rotations."""
+        from ..calculator import MdsymCalculator
+
+        return MdsymCalculator(self.model, self.config.symmetrize,
+                               batch_size=self.config.batch_size, seed=seed)
+
+    def monitor(self, initial_atoms, reference_temperature_K):
+        """The stability monitors, bonds judged against ``initial_atoms``."""
+        from ..monitors import MonitorSettings, StabilityMonitor
+
+        return StabilityMonitor(initial_atoms, reference_temperature_K,
+                                MonitorSettings.from_config(self.config))
