@@ -74,7 +74,7 @@ def make_integrator(atoms, config: RunConfig, seed):
 def run_ase(context: RunContext, rundir: RunDirectory, resume: bool = False, progress=None) -> dict:
     """Run (or continue) MD in-process; returns the segment's status for run.json.
     ``context``: the run's ``RunContext`` (or its configuration, to build one)."""
-    context = RunContext.of(context)
+    context = RunContext.of(context, "ase")
     config = context.config
     total, stride, seed = config.steps, config.stride, config.seed
     if resume:

@@ -40,11 +40,14 @@ class RunContext:
         return cls(config, atoms, system, model, threads)
 
     @classmethod
-    def of(cls, config_or_context) -> "RunContext":
-        """A context as it is, or built from a configuration (direct engine calls)."""
+    def of(cls, config_or_context, engine: str) -> "RunContext":
+        """A context as it is, or built from a configuration for ``engine`` (a direct
+        call of that engine runs it, whatever the configuration names)."""
         if isinstance(config_or_context, cls):
             return config_or_context
-        return cls.build(config_or_context)
+        if isinstance(config_or_context, dict):
+            return cls.build({**config_or_context, "engine": engine})
+        return cls.build(RunConfig.coerce(config_or_context).replace(engine=engine))
 
     def calculator(self, seed: int):
         """An ASE calculator of the run's model under its symmetrization; ``seed``

@@ -426,7 +426,7 @@ def run_ipi(context, rundir: RunDirectory, resume: bool = False, progress=None) 
     """
     rundir = rundir if isinstance(rundir, RunDirectory) else RunDirectory(rundir)
     command_for("i-pi")  # one clear line now if i-PI is missing
-    run = IpiRun.prepare(RunContext.of(context), rundir)
+    run = IpiRun.prepare(RunContext.of(context, "ipi"), rundir)
     run.workdir.mkdir(parents=True, exist_ok=True)
     done = segments(run.workdir)
     segment = (done[-1] + 1) if done else 0
