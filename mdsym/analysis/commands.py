@@ -132,16 +132,10 @@ from . import study as _study  # noqa: E402  (its defaults are the options' defa
 @one_line_errors
 def study(out, model, structure, specs, seeds, steps, timestep_fs, temperature, stride, every, threads):
     """Raw vs symmetrized NVE dynamics of one model, several seeds: study.md opens with the answer."""
-    from ..commands_common import configure_threads, structure_path
-    from ..system import read_structure
-
     spec_list, seed_list = _study.parse_specs(specs), _study.parse_seeds(seeds)
-    _study.check_study(model, structure, spec_list, seed_list, steps, timestep_fs, temperature, stride, every,
-                       _study.DEFAULT_DEGREE)
-    configure_threads(threads, len(read_structure(structure_path(structure))))
     result = _study.run_study(out, model=model, structure=structure, specs=spec_list, seeds=seed_list,
                               steps=steps, timestep_fs=timestep_fs, temperature_K=temperature, stride=stride,
-                              every=every, progress=click.echo)
+                              every=every, threads=threads, progress=click.echo)
     rows = _study.summary_table(result["summary"])
     widths = [max(len(r[k]) for r in rows) for k in range(len(rows[0]))]
     click.echo("")

@@ -188,7 +188,8 @@ def analyse_one(path, every: int, degree: int) -> dict:
         eq = report.get("equivariance", {})
         if eq.get("every") == every and eq.get("quadrature") == metrics_quadrature(degree).describe():
             return report
-    return analyze_run(path, every=every, degree=degree)
+    # no per-run plots: the study overlays the runs in comparison.png (``mdsym analyze RUN`` draws them)
+    return analyze_run(path, every=every, degree=degree, plots=False)
 
 
 # ----------------------------------------------------------------------------- summary
@@ -403,9 +404,12 @@ def plot_study(summary, out: Path) -> str:
 def run_study(out, model: str = DEFAULT_MODEL, structure=DEFAULT_STRUCTURE, specs=DEFAULT_SPECS,
               seeds=DEFAULT_SEEDS, steps: int = DEFAULT_STEPS, timestep_fs: float = DEFAULT_TIMESTEP_FS,
               temperature_K: float = DEFAULT_TEMPERATURE_K, stride: int = DEFAULT_STRIDE, every=None,
-              degree: int = DEFAULT_DEGREE, engine: str = "ase", progress=print) -> dict:
-    """Run, analyse, compare and sum up the study; returns the content of study.json."""
-    from ..commands_common import structure_path
+              degree: int = DEFAULT_DEGREE, engine: str = "ase", threads="auto", progress=print) -> dict:
+    """Run, analyse, compare and sum up the study; returns the content of study.json.
+
+    ``threads`` sets torch's threads for the whole process as ``mdsym run --threads``
+    does (``auto``: one below 256 atoms); None leaves them as they are."""
+    from ..commands_common import configure_threads, structure_path
     from .compare import compare_runs
 
     started = time.monotonic()
@@ -413,6 +417,8 @@ def run_study(out, model: str = DEFAULT_MODEL, structure=DEFAULT_STRUCTURE, spec
     seeds = parse_seeds(",".join(str(s) for s in seeds))
     atoms = check_study(model, structure, specs, seeds, steps, timestep_fs, temperature_K, stride, every,
                         degree)
+    if threads is not None:
+        configure_threads(threads, len(atoms))
     structure = str(structure_path(structure))
     out = Path(out)
     every = every or int(np.ceil((steps // stride + 1) / EQUIVARIANCE_FRAMES))
