@@ -116,7 +116,7 @@ def test_short_study_on_an_anisotropic_analytic_model(tmp_path):
 
 def test_failed_runs_are_announced_at_the_top(tmp_path):
     out = tmp_path / "study"
-    # 40 fs steps of copper at 3000 K: the temperature monitor stops the raw run at once
+    # 40 fs steps of copper from 3000 K: the temperature monitor stops both runs within 80 fs
     result = CliRunner().invoke(main, ["study", "-o", str(out), "-m", ANISOTROPIC, "-s", "cu-cluster-55",
                                        "--specs", "none,o3:1", "--seeds", "0", "--steps", "60",
                                        "--timestep", "40", "--temperature", "3000", "--stride", "5"])
@@ -199,3 +199,14 @@ def test_A_of_a_grid_symmetrized_model_is_not_measured_on_its_own_group():
     assert equivariance_error(aligned, grid.weights) < 1e-12
     assert equivariance_error(offset, grid.weights) > 1e-3
     assert np.allclose(offset_quadrature(grid).weights, grid.weights)
+
+
+def test_a_folder_that_is_not_a_run_is_refused_and_kept(tmp_path):
+    out = tmp_path / "study"
+    mine = out / "runs" / "none-seed0" / "user.txt"
+    mine.parent.mkdir(parents=True)
+    mine.write_text("mine")
+    result = CliRunner().invoke(main, ["study", "-o", str(out), "-m", ANISOTROPIC, "-s", "cu-cluster-55",
+                                       "--specs", "none", "--seeds", "0", "--steps", "2"])
+    assert result.exit_code == 2 and "is not a run directory" in result.output, result.output
+    assert mine.read_text() == "mine" and sorted(p.name for p in mine.parent.iterdir()) == ["user.txt"]

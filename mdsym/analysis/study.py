@@ -15,13 +15,17 @@ relative to raw. ``OUT/study.md`` opens with that conclusion, ``OUT/study.json``
 holds its numbers, ``OUT/study.png`` plots them with error bars.
 
 The defaults answer the question "what does the lack of symmetry of a learned
-model do to its dynamics, and what does each fix cost?" in about five minutes on
-two cores: ``pet-ethanol-noaug`` (the shipped PET model trained without rotational
-augmentation, A of the forces about 0.04 eV/A) on its own structure, at 1 fs, a
-time step at which its raw NVE runs conserve energy (0.5 and 1 fs give the same
-drift to within the noise; measured in ``tests/test_study.py``'s notes and the
-README), for 400 steps: raw dynamics change the angular momentum of the molecule
-by about 200 amu A^2/ps within 0.4 ps, where o3:3 keeps it to a few per cent of that.
+model do to its dynamics, and what does each fix cost?": ``pet-ethanol-noaug`` (the
+shipped PET model trained without rotational augmentation, A of its forces about
+0.04 eV/A) on its own structure, NVE from 300 K at 1 fs (stable: raw runs at 1 fs
+drift by |drift|/std(K) = 0.005 +- 0.005 over 0.4 ps and 0.02 over 1000 steps, seed 0,
+against 0.001 at 0.5 fs; no monitor trips), for
+400 steps (0.4 ps: raw dynamics have turned the molecule's angular momentum by about
+200 amu A^2/ps by then). Measured 2026-11-30 on a 2-core machine that other jobs
+loaded 4x (load average 7-10): max|dL| raw 187 +- 19, o3:3 0.59 +- 0.06 amu A^2/ps,
+316 times less; the whole study took 23 min wall and 7.7 min of CPU time, so about
+7.7 min or less on an idle core (raw MD ran at 13 steps/s there, 120 steps/s on the same
+machine when quiet).
 
 Runs already in ``OUT`` are reused when their configuration is the study's
 (a completed or failed run as it is, an interrupted one resumed); a folder that
@@ -134,8 +138,9 @@ _SAME = ("engine", "model", "symmetrize", "ensemble", "timestep_fs", "steps", "t
          "stride", "source_structure")
 
 
-def run_one(config: dict, path) -> Path:
-    """Run one MD simulation into ``path``, or reuse the run already there.
+def run_one(config: dict, path) -> str:
+    """Run one MD simulation into ``path``, or reuse the run already there; returns
+    what it did: ``new``, ``reused`` or ``resumed``.
 
     A completed or failed run with the same configuration is kept as it is (a failed
     stability test is a result, and the same seed fails the same way); an interrupted
@@ -154,7 +159,7 @@ def run_one(config: dict, path) -> Path:
         except MdsymError:
             if not rundir.info.exists():  # refused before it started: a bad input
                 raise
-        return rundir.path
+        return "new"
     old = rundir.read_info().get("config", {})
     wanted = dict(config, symmetrize=str(SymmetrizeSpec.parse(config["symmetrize"])),
                   source_structure=str(config["structure"]))
@@ -166,9 +171,11 @@ def run_one(config: dict, path) -> Path:
     if status not in ("completed", "failed"):
         try:
             resume_md(rundir.path)
-        except MdsymError:
-            pass  # a monitor tripped: run.json says failed, the analysis says why
-    return rundir.path
+        except MdsymError as error:
+            if rundir.read_info().get("status") != "failed":  # not a monitor: it could not resume
+                raise MdsymError(f"cannot resume the interrupted run {rundir.path}: {error}") from None
+        return "resumed"
+    return "reused"
 
 
 def analyse_one(path, every: int, degree: int) -> dict:
@@ -342,8 +349,11 @@ def markdown(study: dict, comparison: dict) -> str:
         f"Mean ± spread (sample standard deviation) over seeds {', '.join(map(str, setup['seeds']))}. "
         f"NVE, {setup['steps']} steps of {setup['timestep_fs']:g} fs "
         f"({setup['steps'] * setup['timestep_fs'] / 1000:g} ps) from {setup['temperature_K']:g} K, "
-        f"structure `{setup['structure']}` ({setup['n_atoms']} atoms), engine {setup['engine']}; "
-        f"the study took {study['wall_time_s']:.0f} s.",
+        f"structure `{setup['structure']}` ({setup['n_atoms']} atoms, `{setup['structure_file']}`), engine "
+        f"{setup['engine']}. The runs' MD took {study['md_wall_time_s']:.0f} s; this study took "
+        f"{study['wall_time_s']:.0f} s" + (f", reusing {study['reused_runs']} runs already in its folder"
+                                            if study["reused_runs"] else "") + ". Steps/s are wall-clock figures of "
+        "this machine at the time of each run: other processes slow them, and the cost ratios less so.",
         "",
         "- **max |dL|**: largest change of the angular momentum about the centre of mass, which "
         "exact dynamics of an isolated molecule conserve; a non-zero net torque of the forces changes it.",
@@ -419,22 +429,23 @@ def run_study(out, model: str = DEFAULT_MODEL, structure=DEFAULT_STRUCTURE, spec
                         degree)
     if threads is not None:
         configure_threads(threads, len(atoms))
-    structure = str(structure_path(structure))
+    structure_file = str(structure_path(structure))
     out = Path(out)
     every = every or int(np.ceil((steps // stride + 1) / EQUIVARIANCE_FRAMES))
-    paths = []
+    paths, reused = [], 0
     for spec in specs:
         for seed in seeds:
             path = out / "runs" / run_name(spec, seed)
             config = {"engine": engine, "model": model, "symmetrize": spec, "forces": "auto", "ensemble": "nve",
                       "thermostat": None, "timestep_fs": float(timestep_fs), "steps": int(steps),
                       "temperature_K": float(temperature_K), "seed": seed, "stride": int(stride),
-                      "structure": structure}
-            run_one(config, path)
+                      "structure": structure_file}
+            done = run_one(config, path)
+            reused += done == "reused"
             report = analyse_one(path, every, degree)
             if progress:
                 speed = report.get("steps_per_s")
-                progress(f"{path.name}: {report['status']}"
+                progress(f"{path.name}: {report['status']}" + (" (reused)" if done == "reused" else "")
                          + (f", {speed:.1f} steps/s" if _finite(speed) else "")
                          + (f" ({report.get('reason')})" if report["status"] != "completed" else ""))
             paths.append(path)
@@ -444,7 +455,8 @@ def run_study(out, model: str = DEFAULT_MODEL, structure=DEFAULT_STRUCTURE, spec
         row["reason"] = RunDirectory(path).read_info().get("reason")
     summary = aggregate(comparison["runs"], specs)
     study = {
-        "setup": {"model": model, "structure": structure, "n_atoms": len(atoms), "specs": list(specs),
+        "setup": {"model": model, "structure": str(structure), "structure_file": structure_file,
+                  "n_atoms": len(atoms), "specs": list(specs),
                   "seeds": list(seeds), "steps": int(steps), "timestep_fs": float(timestep_fs),
                   "temperature_K": float(temperature_K), "ensemble": "nve", "stride": int(stride),
                   "equivariance_every": int(every), "degree": int(degree), "engine": engine},
@@ -455,6 +467,8 @@ def run_study(out, model: str = DEFAULT_MODEL, structure=DEFAULT_STRUCTURE, spec
     }
     study["plots"] = [plot_study(summary, out)]
     study["wall_time_s"] = time.monotonic() - started
+    study["reused_runs"] = reused
+    study["md_wall_time_s"] = sum(RunDirectory(p).read_info().get("wall_time_s") or 0.0 for p in paths)
     (out / "study.json").write_text(json.dumps(study, indent=2, default=_json_default))
     (out / "study.md").write_text(markdown(study, comparison))
     return study
