@@ -423,6 +423,7 @@ def run_study(out, model: str = DEFAULT_MODEL, structure=DEFAULT_STRUCTURE, spec
     from .compare import compare_runs
 
     started = time.monotonic()
+    structure = DEFAULT_STRUCTURE if structure is None else structure
     specs = parse_specs(",".join(specs))
     seeds = parse_seeds(",".join(str(s) for s in seeds))
     atoms = check_study(model, structure, specs, seeds, steps, timestep_fs, temperature_K, stride, every,
