@@ -80,6 +80,12 @@ def test_short_study_on_an_anisotropic_analytic_model(tmp_path):
     result = run_study(out, model=ANISOTROPIC, structure="cu-cluster-55", specs=("none", "o3:1"), seeds=(0, 1),
                        steps=20, timestep_fs=2.0, stride=2, progress=None)
     saved = json.loads((out / "study.json").read_text())
+    assert set(saved) == {"setup", "summary", "conclusion", "failures", "runs", "plots", "wall_time_s",
+                          "reused_runs", "md_wall_time_s"}
+    assert set(saved["conclusion"]) == {"raw", "grid", "ratio", "sentence"}
+    for entry in saved["summary"]:
+        assert set(entry) == {"spec", "runs", "completed", "failed", "max_dL", "drift", "drift_ratio", "A_driving",
+                              "steps_per_s", "cost_vs_raw"}
     assert saved["conclusion"] == json.loads(json.dumps(result["conclusion"]))
     assert saved["setup"]["specs"] == ["none", "o3:1"] and saved["setup"]["seeds"] == [0, 1]
     assert saved["failures"] == [] and len(saved["runs"]) == 4
