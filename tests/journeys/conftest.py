@@ -31,7 +31,7 @@ TAIL_CHARS = 3000
 
 def pytest_configure(config):
     config.addinivalue_line(
-        "markers", "slow: a journey that takes a minute or more (still runs by default)")
+        "markers", "slow: a journey that takes a minute or more on a loaded 2-core machine (still runs by default)")
 
 
 def user_env() -> dict:

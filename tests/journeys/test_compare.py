@@ -6,6 +6,7 @@ the angular momentum, while the o3:1 average (exact for degree 1) conserves it."
 import json
 
 import numpy as np
+import pytest
 
 from .checks import check_completed_run, read_thermo
 from .conftest import mdsym
@@ -22,6 +23,7 @@ def max_dL(thermo) -> float:
     return float(np.linalg.norm(L - L[0], axis=1).max())
 
 
+@pytest.mark.slow
 def test_compare_raw_and_symmetrized(tmp_path):
     runs = {"raw": "none", "sym": "o3:1"}
     for name, spec in runs.items():

@@ -70,3 +70,13 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path, stop_later)
         # TRR stores single precision
         np.testing.assert_allclose(frame["positions"], expected["positions"], rtol=0, atol=2e-6)
         np.testing.assert_allclose(frame["velocities"], expected["velocities"], rtol=1e-5, atol=1e-5)
+
+
+def test_resume_from_another_working_directory(tmp_path):
+    """A run started as `--out runs/short` is continued from inside runs/: nothing in
+    run.json may depend on the directory the run was started from."""
+    short = ("run", "--model", "analytic", "--structure", "cu-cluster-55", "--ensemble", "nve",
+             "--timestep", TIMESTEP_FS, "--stride", "2")
+    mdsym(*short, "--steps", "4", "--out", "runs/short", cwd=tmp_path)
+    mdsym("run", "--resume", "short", "--steps", "8", cwd=tmp_path / "runs")
+    check_completed_run(tmp_path / "runs" / "short", 8, 2, TIMESTEP_FS)
