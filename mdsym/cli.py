@@ -183,7 +183,7 @@ def run(resume, out, progress, no_connectivity, yes, **options):
         if out is not None:
             raise MdsymError("--resume continues the run in its own directory: drop --out")
         config = RunDirectory(resume).read_info()["config"]
-        configure_threads(config.get("threads", "auto"), len(read_structure(config["structure"])))
+        configure_threads(config.get("threads", "auto"), len(read_structure(RunDirectory(resume).structure)))
         bar = Progress(steps or config["steps"], start=0, enabled=progress)
         try:
             info = resume_md(resume, steps=steps, progress=bar)

@@ -8,7 +8,7 @@
 
 The conserved quantity written to thermo.csv is ``E_pot + E_kin - exchanged``.
 Every step is a thermo row; every ``stride`` steps a frame and a full-precision
-checkpoint (``checkpoint.extxyz``, with momenta and the thermostat's bookkeeping)
+checkpoint (``checkpoint.traj``, with momenta and the thermostat's bookkeeping)
 from which ``resume`` continues.
 """
 
@@ -30,7 +30,10 @@ from ..monitors import MonitorSettings, StabilityMonitor
 from ..rundir import RunDirectory, mechanics
 from ..system import System, read_structure
 
-CHECKPOINT = "checkpoint.extxyz"
+#: ASE's binary trajectory format keeps positions and momenta bit for bit (extxyz rounds
+#: to 8 decimals, so a resumed run would drift from an uninterrupted one at 1e-8).
+CHECKPOINT = "checkpoint.traj"
+OLD_CHECKPOINT = "checkpoint.extxyz"  # written by earlier versions: still read
 
 
 class TrackedLangevinBAOAB(LangevinBAOAB):
@@ -167,17 +170,20 @@ def write_checkpoint(rundir: RunDirectory, atoms, step: int, exchanged: float) -
     path = rundir.path / CHECKPOINT
     tmp = path.with_suffix(".tmp")
     snapshot = atoms.copy()
+    snapshot.calc = None
     snapshot.info.update(step=int(step), transferred_energy_eV=float(exchanged))
-    ase.io.write(tmp, snapshot, format="extxyz")
+    ase.io.write(tmp, snapshot, format="traj")
     tmp.replace(path)
 
 
 def read_checkpoint(rundir: RunDirectory):
     path = rundir.path / CHECKPOINT
+    if not path.exists() and (rundir.path / OLD_CHECKPOINT).exists():
+        path = rundir.path / OLD_CHECKPOINT
     if not path.exists():
         raise MdsymError(f"{rundir.path} has no {CHECKPOINT} to resume from")
     try:
-        atoms = ase.io.read(path, format="extxyz")
+        atoms = ase.io.read(path)
     except Exception as error:
         raise MdsymError(f"cannot read {path}: {error}") from None
     return atoms, int(atoms.info["step"]), float(atoms.info.get("transferred_energy_eV", 0.0))

@@ -77,6 +77,10 @@ def run_md(config: dict, out, progress=None, overwrite: bool = False) -> dict:
     load_model(config["model"], forces=config.get("forces") or "auto").check_system(system)
     if SymmetrizeSpec.parse(config["symmetrize"]).remove_net_torque and system.periodic:
         raise MdsymError("nettorque applies to isolated systems only (the structure is periodic)")
+    if config["engine"] == "ipi":
+        from ..processes import command_for
+
+        command_for("i-pi")  # no i-PI: one line now, before a run directory exists
     rundir = RunDirectory(out)
     rundir.create(atoms, overwrite=overwrite)
     config["source_structure"] = str(config["structure"])
@@ -97,6 +101,8 @@ def resume_md(out, steps=None, progress=None) -> dict:
         if steps < config["steps"]:
             raise MdsymError(f"--steps {steps} is shorter than the run's {config['steps']} steps")
         config["steps"] = int(steps)
+    # the run's own copy of the structure, wherever the run is resumed from
+    config["structure"] = str(rundir.structure)
     if info.get("status") == "failed":
         raise MdsymError(f"the run in {out} failed ({info.get('reason')}): a failed stability "
                          "test is not resumed; start a new run")
