@@ -18,6 +18,7 @@ import click
 
 from .commands_common import (DEFAULT_MODEL, THREADS_HELP, YES_HELP, check_cost, configure_threads,
                               one_line_errors, structure_path)
+from .models.devices import DEFAULT_DEVICE, DEVICE_HELP, DTYPE_HELP, DTYPES, dtype_name
 
 
 @click.command()
@@ -51,11 +52,13 @@ from .commands_common import (DEFAULT_MODEL, THREADS_HELP, YES_HELP, check_cost,
 @click.option("--wait", default=0.0, show_default=True, type=click.FloatRange(min=0),
               help="Keep trying to connect for this many seconds.")
 @click.option("--threads", default="auto", show_default=True, help=THREADS_HELP)
+@click.option("--device", default=DEFAULT_DEVICE, show_default=True, help=DEVICE_HELP)
+@click.option("--dtype", type=click.Choice(list(DTYPES)), default=None, help=DTYPE_HELP)
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
 @click.option("--yes", "-y", is_flag=True, help=YES_HELP)
 @one_line_errors
 def serve(model, structure, symmetrize, quadrature, forces, unix, address, port, sockets_prefix,
-          batch_size, seed, wait, threads, quiet, yes):
+          batch_size, seed, wait, threads, device, dtype, quiet, yes):
     """Serve a model to an i-PI server over a socket (unix or TCP) until it says EXIT."""
     from .errors import MdsymError
     from .ipi.client import Client, Potential, load_quadrature, log_to_stderr
@@ -71,7 +74,7 @@ def serve(model, structure, symmetrize, quadrature, forces, unix, address, port,
                f"--symmetrize {symmetrize}")
     atoms = read_structure(structure_path(structure))
     configure_threads(threads, len(atoms))
-    the_model = load_model(model, forces=forces)
+    the_model = load_model(model, forces=forces, device=device, dtype=dtype)
     grid = load_quadrature(quadrature) if quadrature else None
     potential = Potential(the_model, atoms, symmetrize, batch_size=batch_size, seed=seed,
                           quadrature=grid)
@@ -80,7 +83,7 @@ def serve(model, structure, symmetrize, quadrature, forces, unix, address, port,
                     sockets_prefix=sockets_prefix, wait=wait, log=log)
     spec = f"quadrature {quadrature}" if quadrature else str(potential.symmetrizer.spec)
     log(f"connected; serving {the_model.name} [{spec}] "
-        f"for {len(atoms)} atoms")
+        f"for {len(atoms)} atoms on {the_model.device} in {dtype_name(the_model.dtype)}")
     how = client.serve()
     if how == "exit":
         log(f"i-PI said EXIT after {potential.calls} evaluations; bye")
