@@ -7,7 +7,8 @@ combination of the devices this machine has (``cpu``, and ``cuda`` when
 ``torch.cuda.is_available()``) and the dtypes the model runs in (a metatomic float32
 model: float32 and float64; the analytic model: float64 and float32), in
 interleaved rounds (``common.interleaved``). A "step" is one energy + forces call at
-new positions, what an MD step costs. Figures: steps/s (absolute: they depend on
+new positions, what an MD step costs (fast steps are timed in runs of several,
+``MIN_CALL_S``). Figures: steps/s (absolute: they depend on
 the machine and its load) and the ratio to the reference, the CPU in the model's
 own dtype, timed in the same rounds. Before timing, each combination's forces are
 compared with the reference's (max |dF|): what the precision changes.
@@ -37,8 +38,9 @@ def dtypes_of(spec) -> list:
     """The model's own dtype first (the reference), then the other one if it runs in it."""
     from mdsym import load_model
     from mdsym.errors import MdsymError
+    from mdsym.models.devices import dtype_name
 
-    own = str(load_model(spec, device="cpu").dtype).removeprefix("torch.")
+    own = dtype_name(load_model(spec, device="cpu").dtype)
     other = "float64" if own == "float32" else "float32"
     try:
         load_model(spec, device="cpu", dtype=other)
@@ -55,19 +57,42 @@ def structure(n_atoms: int):
     return replicate(ase.io.read(STRUCTURES / "ethanol.xyz"), n_atoms)
 
 
-def stepper(calc, atoms, seed=0):
-    """One MD-like step per call: move the atoms a little (so ASE's cache does not
-    answer), then energy and forces."""
+#: shortest timed call: a few-millisecond call on a shared core is timed in or out of
+#: another process's 10 ms time slice (measured: 1.8 to 10 ms for one 2 ms step), so
+#: fast steps are timed in runs of several
+MIN_CALL_S = 0.1
+
+
+def stepper(calc, atoms, steps=1, seed=0):
+    """``steps`` MD-like steps per call: move the atoms a little (so ASE's cache does
+    not answer), then energy and forces."""
     atoms = atoms.copy()
     atoms.calc = calc
     rng = np.random.default_rng(seed)
     start = atoms.positions.copy()
 
-    def step():
-        atoms.positions = start + rng.normal(scale=1e-3, size=start.shape)
-        atoms.get_forces()
+    def run():
+        for _ in range(steps):
+            atoms.positions = start + rng.normal(scale=1e-3, size=start.shape)
+            atoms.get_forces()
 
-    return step
+    return run
+
+
+def steps_per_call(calc, atoms) -> int:
+    """Steps per timed call so that one call lasts about MIN_CALL_S (from the fastest
+    of three single steps, after three warm-up steps)."""
+    import time
+
+    one = stepper(calc, atoms, seed=1)
+    for _ in range(3):
+        one()
+    fastest = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        one()
+        fastest = min(fastest, time.perf_counter() - start)
+    return max(1, int(np.ceil(MIN_CALL_S / fastest)))
 
 
 def measure(spec, n_atoms, symmetrize, combinations, budget_s=10.0, repeats=5, log=print) -> list:
@@ -82,13 +107,15 @@ def measure(spec, n_atoms, symmetrize, combinations, budget_s=10.0, repeats=5, l
         probe = atoms.copy()
         probe.calc = calc
         forces[combination] = probe.get_forces()
-    seconds = interleaved({c: stepper(calc, atoms) for c, calc in calcs.items()},
+    steps = steps_per_call(calcs[reference], atoms)  # the same for every combination
+    seconds = interleaved({c: stepper(calc, atoms, steps) for c, calc in calcs.items()},
                           repeats=repeats, budget_s=budget_s)
+    seconds = {c: t / steps for c, t in seconds.items()}
     rows = []
     for combination in combinations:
         row = {"model": spec, "atoms": len(atoms), "symmetrize": symmetrize,
                "device": combination[0], "dtype": combination[1],
-               "rotations": len(calcs[combination].symmetrizer.quadrature),
+               "rotations": len(calcs[combination].symmetrizer.quadrature), "steps_per_call": steps,
                "steps_per_s": 1.0 / seconds[combination],
                "ratio_to_reference": seconds[reference] / seconds[combination],
                "max_force_difference_eVA": float(np.abs(forces[combination] - forces[reference]).max()),

@@ -19,7 +19,7 @@ from .commands_common import (  # noqa: F401  (re-exported: tests and benchmarks
 )
 from .engines.run import DEFAULT_TIMESTEP_FS
 from .errors import MdsymError
-from .models.devices import DEFAULT_DEVICE, DEVICE_HELP, DTYPE_HELP, DTYPES
+from .models.devices import DEFAULT_DEVICE, DEVICE_HELP, DTYPE_HELP, DTYPES, dtype_name
 from .quadrature import MAX_DEGREE
 
 POSITIVE = click.FloatRange(min=0, min_open=True)
@@ -92,6 +92,7 @@ def equivariance(model, structure, degree, symmetrize, so3, forces, batch_size, 
     report["model"] = the_model.name
     report["structure"] = str(structure)
     report["symmetrize"] = str(symmetrizer.spec)
+    report["device"], report["dtype"] = str(raw_model.device), dtype_name(raw_model.dtype)
     if layers or layers_plot:
         from .analysis.hidden_layers import layers_or_reason, plot_heatmap
 
@@ -103,7 +104,8 @@ def equivariance(model, structure, degree, symmetrize, so3, forces, batch_size, 
         click.echo(json.dumps(report, indent=2))
         return
     quadrature = report["quadrature"]
-    click.echo(f"model {report['model']}  structure {structure}  symmetrize {report['symmetrize']}")
+    click.echo(f"model {report['model']}  structure {structure}  symmetrize {report['symmetrize']}"
+               f"  ({report['device']}, {report['dtype']})")
     click.echo(f"quadrature {quadrature['name']} over {quadrature['group']}: "
                f"{quadrature['size']} elements, exact to degree {quadrature['degree']}")
     units = {"energy": "eV", "forces": "eV/A", "stress": "eV/A^3"}

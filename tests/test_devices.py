@@ -156,6 +156,7 @@ def test_device_cpu_and_dtype_on_the_command_line():
         done = mdsym(*common, "--device", "cpu", "--dtype", dtype)
         assert done.returncode == 0, done.stderr
         results[dtype] = json.loads(done.stdout)
+        assert (results[dtype]["device"], results[dtype]["dtype"]) == ("cpu", dtype)
     a32, a64 = results["float32"]["forces"]["A"], results["float64"]["forces"]["A"]
     assert a64 > 1e-3 and abs(a32 - a64) < 1e-4 * a64
 
