@@ -245,3 +245,21 @@ def test_cuda_agrees_with_cpu(spec, dtype, tolerance, small_crystal):
         assert abs(e_gpu - e_cpu) < tolerance * abs(e_cpu)
         assert np.abs(f_gpu - f_cpu).max() < tolerance * max(1.0, np.abs(f_cpu).max())
         assert np.abs(s_gpu - s_cpu).max() <= tolerance * max(1.0, np.abs(s_cpu).max())
+
+
+def test_device_benchmark_runs_and_compares_forces():
+    """Smoke test of benchmarks/bench_devices.py on a tiny input (no figure checked but
+    the force comparison it makes before timing)."""
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    import bench_devices
+
+    result = bench_devices.run(models=("analytic",), sizes=(9,), symmetrize=("none",), budget_s=0.2,
+                               log=lambda line: None)
+    rows = {(r["device"], r["dtype"]): r for r in result["rows"]}
+    assert ("cpu", "float64") in rows and ("cpu", "float32") in rows
+    assert rows[("cpu", "float64")]["reference"] == "cpu/float64"
+    assert 0 < rows[("cpu", "float32")]["max_force_difference_eVA"] < 1e-3
+    assert all(r["steps_per_s"] > 0 for r in rows.values())
+    assert "| analytic | 9 | none | cpu | float32 |" in bench_devices.markdown(result)
