@@ -36,7 +36,8 @@ def resolve_device(name=None) -> torch.device:
         raise MdsymError(f"unknown device {name!r}: use cpu, cuda, cuda:N or auto")
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            build = "a CPU-only build" if torch.version.cuda is None else f"built for CUDA {torch.version.cuda}"
+            cuda = torch.version.cuda
+            build = "a CPU-only build" if cuda is None else f"built for CUDA {cuda}"
             raise MdsymError(f"device {text}: CUDA is not available on this machine (torch "
                              f"{torch.__version__}, {build}); use --device cpu or auto")
         if device.index is not None and device.index >= torch.cuda.device_count():
