@@ -33,7 +33,8 @@ def model_of_run(config: dict, model=None):
     from ..models.symmetrized import SymmetrizedModel
 
     raw = load_model(model if model is not None else config.get("model", "analytic"),
-                     forces=config.get("forces", "auto") or "auto")
+                     forces=config.get("forces", "auto") or "auto",
+                     dtype=config.get("dtype") if model is None else None)  # the run's precision
     spec = SymmetrizeSpec.parse(config.get("symmetrize", "none"))
     if str(spec) == "none":
         return raw, None

@@ -94,7 +94,8 @@ def run_ase(config: dict, rundir: RunDirectory, resume: bool = False, progress=N
         start_step, exchanged = 0, 0.0
         initial_velocities(atoms, config.get("temperature_K"), seed)
 
-    model = load_model(config["model"], forces=config.get("forces") or "auto")
+    model = load_model(config["model"], forces=config.get("forces") or "auto",
+                       device=config.get("device"), dtype=config.get("dtype"))
     model.check_system(System.from_atoms(atoms))
     # the random streams of a resumed segment are seeded by the step it starts at
     segment_seed = seed + start_step
@@ -108,7 +109,8 @@ def run_ase(config: dict, rundir: RunDirectory, resume: bool = False, progress=N
                                MonitorSettings.from_config(config))
     masses = atoms.get_masses()
     dt_fs = float(config["timestep_fs"])
-    result = {"status": "running", "reason": None, "time_to_failure_fs": None, "start_step": start_step}
+    result = {"status": "running", "reason": None, "time_to_failure_fs": None, "start_step": start_step,
+              "device": str(model.device)}
     started = time.monotonic()
 
     class StopRun(Exception):

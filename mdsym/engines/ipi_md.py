@@ -142,7 +142,10 @@ def serve_command(config, socket: Socket) -> list:
         "--forces", str(config.get("forces") or "auto"),
         "--seed", str(int(config.get("seed") or 0)), "--wait", "120",
         "--threads", str(config.get("threads") or "auto"),
+        "--device", str(config.get("device") or "auto"),
     ]
+    if config.get("dtype"):
+        command += ["--dtype", str(config["dtype"])]
     if config.get("batch_size"):
         command += ["--batch-size", str(int(config["batch_size"]))]
     return command + socket.client_args()

@@ -71,10 +71,15 @@ def run_md(config: dict, out, progress=None, overwrite: bool = False) -> dict:
     config = validate(dict(config))
     atoms = read_structure(config["structure"])
     from ..models import load_model
+    from ..models.devices import dtype_name
     from ..system import System
 
     system = System.from_atoms(atoms)
-    load_model(config["model"], forces=config.get("forces") or "auto").check_system(system)
+    model = load_model(config["model"], forces=config.get("forces") or "auto",
+                       device=config.get("device"), dtype=config.get("dtype"))
+    model.check_system(system)
+    if model.dtype is not None:  # the precision it runs in, also when resumed or analysed
+        config["dtype"] = dtype_name(model.dtype)
     if SymmetrizeSpec.parse(config["symmetrize"]).remove_net_torque and system.periodic:
         raise MdsymError("nettorque applies to isolated systems only (the structure is periodic)")
     if config["engine"] == "ipi":
