@@ -18,6 +18,7 @@ from .commands_common import (  # noqa: F401  (re-exported: tests and benchmarks
     structure_path,
 )
 from .errors import MdsymError
+from .models.devices import DEFAULT_DEVICE, DEVICE_HELP, DTYPE_HELP, DTYPES, dtype_name
 from .quadrature import MAX_DEGREE
 from .run_config import RunConfig
 
@@ -51,6 +52,8 @@ def main(debug):
 @click.option("--batch-size", default=None, type=click.IntRange(min=1),
               help="Rotated copies per model call (default: chosen from the model and size).")
 @click.option("--threads", default="auto", show_default=True, help=THREADS_HELP)
+@click.option("--device", default=DEFAULT_DEVICE, show_default=True, help=DEVICE_HELP)
+@click.option("--dtype", type=click.Choice(list(DTYPES)), default=None, help=DTYPE_HELP)
 @click.option("--layers", is_flag=True,
               help="Also B per sector of every hidden layer of the (raw) model, in forward order.")
 @click.option("--layers-plot", type=click.Path(dir_okay=False), default=None,
@@ -58,8 +61,8 @@ def main(debug):
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--yes", "-y", is_flag=True, help=YES_HELP)
 @one_line_errors
-def equivariance(model, structure, degree, symmetrize, so3, forces, batch_size, threads, layers,
-                 layers_plot, as_json, yes):
+def equivariance(model, structure, degree, symmetrize, so3, forces, batch_size, threads, device,
+                 dtype, layers, layers_plot, as_json, yes):
     """Equivariance error A and symmetry content B of a model on one structure."""
     from pathlib import Path
 
@@ -79,7 +82,7 @@ def equivariance(model, structure, degree, symmetrize, so3, forces, batch_size, 
         raise MdsymError(f"--layers-plot {layers_plot}: its folder does not exist")
     system = System.from_atoms(read_structure(structure_path(structure)))
     configure_threads(threads, len(system))
-    the_model = load_model(model, forces=forces)
+    the_model = load_model(model, forces=forces, device=device, dtype=dtype)
     the_model.check_system(system)
     symmetrizer = Symmetrizer(the_model, symmetrize, batch_size=batch_size)
     raw_model = the_model
@@ -89,6 +92,7 @@ def equivariance(model, structure, degree, symmetrize, so3, forces, batch_size, 
     report["model"] = the_model.name
     report["structure"] = str(structure)
     report["symmetrize"] = str(symmetrizer.spec)
+    report["device"], report["dtype"] = str(raw_model.device), dtype_name(raw_model.dtype)
     if layers or layers_plot:
         from .analysis.hidden_layers import layers_or_reason, plot_heatmap
 
@@ -100,7 +104,8 @@ def equivariance(model, structure, degree, symmetrize, so3, forces, batch_size, 
         click.echo(json.dumps(report, indent=2))
         return
     quadrature = report["quadrature"]
-    click.echo(f"model {report['model']}  structure {structure}  symmetrize {report['symmetrize']}")
+    click.echo(f"model {report['model']}  structure {structure}  symmetrize {report['symmetrize']}"
+               f"  ({report['device']}, {report['dtype']})")
     click.echo(f"quadrature {quadrature['name']} over {quadrature['group']}: "
                f"{quadrature['size']} elements, exact to degree {quadrature['degree']}")
     units = {"energy": "eV", "forces": "eV/A", "stress": "eV/A^3"}
@@ -180,6 +185,8 @@ def _choice(name):
 @click.option("--no-connectivity", "connectivity", flag_value=False, default=_default("connectivity"),
               help="Monitor: do not watch bonds of molecules.")
 @click.option("--threads", default=_default("threads"), show_default=True, help=THREADS_HELP)
+@click.option("--device", default=_default("device"), show_default=True, help=DEVICE_HELP)
+@click.option("--dtype", type=_choice("dtype"), default=_default("dtype"), help=DTYPE_HELP)
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @click.option("--yes", "-y", is_flag=True, help=YES_HELP)
 @one_line_errors

@@ -15,8 +15,9 @@ then its ``source_structure``: those files named the run directory's copy
 version, unknown fields, missing fields) is refused in one line that names both
 versions.
 
-This module imports no model code (the CLI imports it for its defaults); the
-symmetrization spec is parsed, once, when a ``RunConfig`` is made.
+This module imports no model code but the device names of ``mdsym.models.devices``
+(the CLI imports it for its defaults); the symmetrization spec is parsed, once, when
+a ``RunConfig`` is made.
 """
 
 import dataclasses
@@ -34,6 +35,7 @@ from .commands_common import (
     DEFAULT_THREADS,
 )
 from .errors import MdsymError
+from .models.devices import DEFAULT_DEVICE, DTYPES
 
 #: the version of ``run.json``'s ``config`` that this mdsym reads and writes
 CONFIG_VERSION = 1
@@ -50,7 +52,9 @@ DEFAULT_MAX_TEMPERATURE_FACTOR = 5.0
 DEFAULT_CONNECTIVITY = True
 
 #: the configuration keys ``mdsym run`` wrote before ``config_version`` existed (a
-#: version-less run.json with all of them is a run of the current version)
+#: version-less run.json with all of them is a run of the current version). ``device``
+#: and ``dtype`` came shortly before the version: runs without them ran on the default
+#: device in the model's own precision, what their defaults say.
 LEGACY_FIELDS = frozenset((
     "model", "structure", "engine", "ensemble", "thermostat", "timestep_fs", "steps",
     "temperature_K", "thermostat_tau_fs", "seed", "symmetrize", "forces", "batch_size",
@@ -79,6 +83,8 @@ class RunConfig:
     forces: str = _setting(DEFAULT_FORCES, "--forces", choices=FORCES)
     batch_size: int | None = _setting(None, "--batch-size", minimum=1)
     threads: str = _setting(DEFAULT_THREADS, "--threads")
+    device: str = _setting(DEFAULT_DEVICE, "--device")  # checked where the model is loaded
+    dtype: str | None = _setting(None, "--dtype", choices=tuple(DTYPES))  # None: the model's own
     # the dynamics
     engine: str = _setting("ase", "--engine", choices=ENGINES)
     ensemble: str = _setting("nvt", "--ensemble", choices=ENSEMBLES)

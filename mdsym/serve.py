@@ -19,35 +19,40 @@ import click
 from .commands_common import (DEFAULT_FORCES, DEFAULT_MODEL, DEFAULT_SEED, DEFAULT_STRUCTURE,
                               DEFAULT_SYMMETRIZE, DEFAULT_THREADS, THREADS_HELP, YES_HELP,
                               check_cost, configure_threads, one_line_errors, structure_path)
+from .models.devices import DEFAULT_DEVICE, DEVICE_HELP, DTYPE_HELP, DTYPES, dtype_name
 
 
 def serving_potential(model=DEFAULT_MODEL, structure=DEFAULT_STRUCTURE,
                       symmetrize=DEFAULT_SYMMETRIZE, forces=DEFAULT_FORCES, batch_size=None,
-                      seed=DEFAULT_SEED, threads=DEFAULT_THREADS, quadrature=None):
+                      seed=DEFAULT_SEED, threads=DEFAULT_THREADS, quadrature=None,
+                      device=DEFAULT_DEVICE, dtype=None):
     """The ``Potential`` that ``mdsym serve`` and the PES plugin (``drivers/mdsym_pes.py``)
     serve, from their options, with the CLI's defaults: one place, so both compute the
-    same thing. ``batch_size`` None: chosen from the model and the system. Also sets
-    torch's threads (``configure_threads``: one thread below 256 atoms)."""
+    same thing. ``batch_size`` None: chosen from the model and the system; ``dtype``
+    None: the model's own. Also sets torch's threads (``configure_threads``: one
+    thread below 256 atoms)."""
     from .ipi.client import Potential, load_quadrature
     from .models import load_model
     from .system import read_structure
 
     atoms = read_structure(structure_path(structure))
     configure_threads(str(threads), len(atoms))
-    the_model = load_model(model, forces=forces)
+    the_model = load_model(model, forces=forces, device=device, dtype=dtype)
     grid = load_quadrature(quadrature) if quadrature else None
     return Potential(the_model, atoms, symmetrize, batch_size=batch_size, seed=seed,
                      quadrature=grid)
 
 
 def describe(potential, structure, quadrature=None) -> str:
-    """One line saying what is served (model, symmetrization, structure, threads)."""
+    """One line saying what is served (model, symmetrization, structure, device, threads)."""
     import torch
 
     spec = f"quadrature {quadrature}" if quadrature else str(potential.symmetrizer.spec)
     threads = torch.get_num_threads()
-    return (f"serving {potential.model.name} [{spec}] for the {len(potential.template)} atoms "
-            f"of {structure} ({threads} torch thread{'s' if threads > 1 else ''})")
+    model = potential.model
+    return (f"serving {model.name} [{spec}] for the {len(potential.template)} atoms "
+            f"of {structure} on {model.device} in {dtype_name(model.dtype)} "
+            f"({threads} torch thread{'s' if threads > 1 else ''})")
 
 
 @click.command()
@@ -82,11 +87,13 @@ def describe(potential, structure, quadrature=None) -> str:
 @click.option("--wait", default=0.0, show_default=True, type=click.FloatRange(min=0),
               help="Keep trying to connect for this many seconds.")
 @click.option("--threads", default=DEFAULT_THREADS, show_default=True, help=THREADS_HELP)
+@click.option("--device", default=DEFAULT_DEVICE, show_default=True, help=DEVICE_HELP)
+@click.option("--dtype", type=click.Choice(list(DTYPES)), default=None, help=DTYPE_HELP)
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
 @click.option("--yes", "-y", is_flag=True, help=YES_HELP)
 @one_line_errors
 def serve(model, structure, symmetrize, quadrature, forces, unix, address, port, sockets_prefix,
-          batch_size, seed, wait, threads, quiet, yes):
+          batch_size, seed, wait, threads, device, dtype, quiet, yes):
     """Serve a model to an i-PI server over a socket (unix or TCP) until it says EXIT.
 
     Exits 0 after i-PI's EXIT; non-zero, with one line, when i-PI closes the
@@ -102,7 +109,7 @@ def serve(model, structure, symmetrize, quadrature, forces, unix, address, port,
     check_cost(SymmetrizeSpec.parse(symmetrize).evaluations_per_call(), yes,
                f"--symmetrize {symmetrize}")
     potential = serving_potential(model, structure, symmetrize, forces, batch_size, seed,
-                                     threads, quadrature)
+                                  threads, quadrature, device=device, dtype=dtype)
     log = (lambda message: None) if quiet else log_to_stderr()
     client = Client(potential, unix=unix, address=address, port=port,
                     sockets_prefix=sockets_prefix, wait=wait, log=log)

@@ -330,7 +330,7 @@ def free_port() -> int:
 def test_serve_bad_inputs_are_one_line(tmp_path):
     def run(*args):
         done = subprocess.run(SERVE + ["--model", "analytic"] + list(args), capture_output=True,
-                              text=True, timeout=60)
+                              text=True, timeout=180)
         lines = done.stderr.strip().splitlines()
         return done.returncode, lines
 

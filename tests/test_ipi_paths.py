@@ -261,7 +261,8 @@ def test_first_and_second_pet_call_are_bit_identical_in_a_fresh_process():
 def test_pimd_with_one_and_two_plugin_clients_is_bit_identical(tmp_path):
     """4-bead PIMD of ethanol, i-PI's python driver running the plugin with no options:
     one client, then two sharing the beads, give the same trajectory bit for bit."""
-    from mdsym.engines.ipi_md import initial_velocities, render_input, socket_block
+    from mdsym.engines.ipi_md import initial_velocities
+    from mdsym.ipi.input import Dynamics, simulation, socket, to_text
     from mdsym.processes import start, stop
 
     atoms = ethanol()
@@ -272,17 +273,9 @@ def test_pimd_with_one_and_two_plugin_clients_is_bit_identical(tmp_path):
         workdir = tmp_path / f"clients{clients}"
         workdir.mkdir()
         name = f"mdsym-pimd-{os.getpid()}-{secrets.token_hex(3)}"
-        block = socket_block("ffsocket", name="mdsym", mode="unix", address=name, port=None,
-                             pbc=False)
-        xml = render_input(atoms, velocities, forcefield=block, total_steps=3)
         # every bead starts from the same positions and velocities
-        xml = xml.replace("nbeads='1'", f"nbeads='{beads}'")
-        for tag, values in (("positions", atoms.positions / p.BOHR),
-                            ("velocities", velocities / p.AU_VELOCITY)):
-            one = "[ " + ", ".join(repr(float(x)) for x in np.ravel(values)) + " ]"
-            many = "[ " + ", ".join(one[2:-2] for _ in range(beads)) + " ]"
-            assert one in xml
-            xml = xml.replace(one, many)
+        xml = to_text(simulation(atoms, velocities, socket("mdsym", "unix", name), total_steps=3,
+                                 dynamics=Dynamics(beads=beads)))
         (workdir / "input.xml").write_text(xml)
         driver = [*command_for("i-pi-py_driver"), "-m", "custom", "-P", str(PES), "-u",
                   "-a", name]
@@ -300,9 +293,9 @@ def test_pimd_with_one_and_two_plugin_clients_is_bit_identical(tmp_path):
         for k in range(clients):
             log = (workdir / f"client{k}.log").read_text()
             assert "serving pet-ethanol [none]" in log and "(1 torch thread)" in log, log
-        trajectories[clients] = {
-            what: b"".join((workdir / f"seg0.{what}_{b}.bin").read_bytes() for b in range(beads))
-            for what in ("pos", "frc")}
+        # the centroid frames (mdsym's outputs) depend on every bead's positions and forces
+        trajectories[clients] = {what: (workdir / f"seg0.{what}.bin").read_bytes()
+                                 for what in ("pos", "frc")}
         thermo = np.loadtxt(workdir / "seg0.thermo", ndmin=2)
         if clients == 1:
             # the potential is pet-ethanol's (per bead, all beads alike at step 0)
@@ -321,11 +314,11 @@ def test_ipi_input_timestep_default_is_the_cli_default():
     from ase import units
 
     from mdsym.cli import run
-    from mdsym.engines.ipi_md import render_input, socket_block
+    from mdsym.ipi.input import simulation, socket, to_text
 
     cli_default = next(o.default for o in run.params if o.name == "timestep_fs")
     atoms = ethanol()
-    block = socket_block("ffsocket", name="x", mode="unix", address="x", port=None, pbc=False)
-    xml = render_input(atoms, np.zeros((len(atoms), 3)), forcefield=block)
-    timestep_au = float(re.search(r"<timestep units='atomic_unit'>\s*(\S+)", xml).group(1))
+    xml = to_text(simulation(atoms, np.zeros((len(atoms), 3)), socket("x", "unix", "x"),
+                             total_steps=1))
+    timestep_au = float(re.search(r"<timestep units=\"atomic_unit\">\s*(\S+)", xml).group(1))
     assert timestep_au * p.AU_TIME / units.fs == pytest.approx(cli_default, rel=1e-12)

@@ -35,7 +35,8 @@ def every_field_changed() -> RunConfig:
     """A valid configuration in which every field differs from its default."""
     config = RunConfig(
         model="analytic:bond2=0.05", structure=CLUSTER, symmetrize="o3:2+nettorque",
-        forces="conservative", batch_size=7, threads="2", engine="ipi", ensemble="nve",
+        forces="conservative", batch_size=7, threads="2", device="cpu", dtype="float32",
+        engine="ipi", ensemble="nve",
         thermostat="langevin", timestep_fs=1.25, steps=17, temperature_K=123.0,
         thermostat_tau_fs=55.0, seed=9, stride=3, checkpoint_stride=6, socket="tcp",
         port=31415, address="0.0.0.0", drivers=2, beads=4, latency_s=2e-3,
@@ -120,6 +121,8 @@ GIVEN = {
     "max_temperature_factor": ("7", 7.0),
     "connectivity": (None, False),  # --no-connectivity
     "threads": ("1", "1"),
+    "device": ("cpu", "cpu"),
+    "dtype": ("float32", "float32"),
 }
 
 
@@ -147,7 +150,9 @@ def test_a_default_only_run_has_the_dataclass_defaults(tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     (run_json,) = (tmp_path / "runs").glob("run-*/run.json")
     written = json.loads(run_json.read_text())["config"]
-    assert written == RunConfig().to_json()
+    # --dtype left open is recorded as the precision the model runs in, its own
+    assert written.pop("dtype") == "float32" and RunConfig.default("dtype") is None
+    assert written == {k: v for k, v in RunConfig().to_json().items() if k != "dtype"}
 
 
 def test_run_help_shows_the_dataclass_defaults():
@@ -263,7 +268,8 @@ def test_a_version_less_run_json_of_today_is_read_as_the_current_version(short_r
         c.update(structure=str(short_run.structure), source_structure=CLUSTER)
 
     _rewrite_config(short_run, legacy)
-    assert read_config(short_run.path) == config  # the fields it lacks are at their defaults
+    # the fields it lacks are at their defaults (dtype: the model's own, recorded on resume)
+    assert read_config(short_run.path) == config.replace(dtype=None)
     info = resume_md(short_run.path, steps=20)
     assert info["status"] == "completed" and info["config"]["config_version"] == CONFIG_VERSION
     from mdsym.analysis.report import analyze_run

@@ -5,8 +5,7 @@ from pathlib import Path
 
 import click
 
-from ..commands_common import YES_HELP, check_cost, one_line_errors
-from ..errors import MdsymError
+from ..commands_common import THREADS_HELP, YES_HELP, check_cost, one_line_errors
 from ..quadrature import MAX_DEGREE
 
 #: Largest --degree: B's quadrature must be exact to 2 L + 1.
@@ -119,36 +118,45 @@ def compare(run_dirs, reference, out, reanalyze, every, degree, content, no_equi
     click.echo(f"report: {Path(out) / 'comparison.md'}")
 
 
+from . import study as _study  # noqa: E402  (its defaults are the options' defaults)
+
+
 @click.command()
 @click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path), default=Path("study"),
-              show_default=True, help="Folder for the runs and the comparison.")
-@click.option("--model", "-m", default=None, help="Model [default: analytic:vector1=0.05,vector3=0.02].")
-@click.option("--structure", "-s", default=None, help="Structure [default: cu-cluster-55].")
-@click.option("--specs", default="none,random,nettorque,o3:1,o3:3", show_default=True,
-              help="Comma-separated symmetrizations to run.")
-@click.option("--seeds", default="0,1,2", show_default=True, help="Comma-separated seeds.")
-@click.option("--steps", default=500, show_default=True, type=int)
-@click.option("--timestep", "timestep_fs", default=2.0, show_default=True, type=float, help="fs")
-@click.option("--temperature", default=300.0, show_default=True, type=float, help="K")
-@click.option("--stride", default=5, show_default=True, type=int)
-@click.option("--every", type=int, default=None, help="Equivariance every N frames.")
+              show_default=True, help="Folder for the runs, study.md, study.json and the plots.")
+@click.option("--model", "-m", default=_study.DEFAULT_MODEL, show_default=True,
+              help="Shipped model name, model file (.pt) or analytic[:TERMS].")
+@click.option("--structure", "-s", default=_study.DEFAULT_STRUCTURE, show_default=True,
+              help="Structure file, or the name of a shipped one.")
+@click.option("--specs", default=",".join(_study.DEFAULT_SPECS), show_default=True,
+              help="Comma-separated symmetrizations to run (none is the raw model).")
+@click.option("--seeds", default=",".join(map(str, _study.DEFAULT_SEEDS)), show_default=True,
+              help="Comma-separated seeds (initial velocities, random rotations).")
+@click.option("--steps", default=_study.DEFAULT_STEPS, show_default=True, type=int, help="NVE steps per run.")
+@click.option("--timestep", "timestep_fs", default=_study.DEFAULT_TIMESTEP_FS, show_default=True, type=float,
+              help="fs")
+@click.option("--temperature", default=_study.DEFAULT_TEMPERATURE_K, show_default=True, type=float,
+              help="K: initial velocities.")
+@click.option("--stride", default=_study.DEFAULT_STRIDE, show_default=True, type=int, help="Steps between frames.")
+@click.option("--every", type=int, default=None,
+              help=f"Measure A every N frames [default: {_study.EQUIVARIANCE_FRAMES} frames per run].")
+@click.option("--threads", default="auto", show_default=True, help=THREADS_HELP)
 @one_line_errors
-def study(out, model, structure, specs, seeds, steps, timestep_fs, temperature, stride, every):
-    """Raw vs symmetrized dynamics of one model: run, analyse, compare in one report."""
-    from ..commands_common import structure_path
-    from .study import DEFAULT_MODEL, run_study
-
-    try:
-        seed_list = [int(s) for s in seeds.split(",") if s.strip()]
-    except ValueError:
-        raise MdsymError(f"--seeds must be integers separated by commas, got {seeds!r}") from None
-    spec_list = [s.strip() for s in specs.split(",") if s.strip()]
-    from ..symmetrize import SymmetrizeSpec
-
-    for spec in spec_list:
-        SymmetrizeSpec.parse(spec)  # a bad spec is one line now, not after the first runs
-    result = run_study(out, model=model or DEFAULT_MODEL,
-                       structure=structure_path(structure) if structure else None, specs=spec_list,
-                       seeds=seed_list, steps=steps, timestep_fs=timestep_fs, temperature_K=temperature,
-                       stride=stride, every=every, progress=click.echo)
-    click.echo(f"{len(result['runs'])} runs compared: {Path(out) / 'comparison.md'}")
+def study(out, model, structure, specs, seeds, steps, timestep_fs, temperature, stride, every, threads):
+    """Raw vs symmetrized NVE dynamics of one model, several seeds: study.md opens with the answer."""
+    spec_list, seed_list = _study.parse_specs(specs), _study.parse_seeds(seeds)
+    result = _study.run_study(out, model=model, structure=structure, specs=spec_list, seeds=seed_list,
+                              steps=steps, timestep_fs=timestep_fs, temperature_K=temperature, stride=stride,
+                              every=every, threads=threads, progress=click.echo)
+    rows = _study.summary_table(result["summary"])
+    widths = [max(len(r[k]) for r in rows) for k in range(len(rows[0]))]
+    click.echo("")
+    if result["failures"]:
+        n_runs = sum(e["runs"] for e in result["summary"])
+        click.echo(f"WARNING: {len(result['failures'])} of {n_runs} runs did not complete:")
+        for line in result["failures"]:
+            click.echo(f"  {line}")
+    click.echo(result["conclusion"]["sentence"])
+    for row in rows:
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+    click.echo(f"report: {Path(out) / 'study.md'} (numbers: study.json; every run: comparison.md)")

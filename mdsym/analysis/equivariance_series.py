@@ -11,15 +11,18 @@ For a symmetrized run the raw model and the symmetrized one (``SymmetrizedModel`
 are both measured: ``A_energy`` / ``A_forces`` and ``A_energy_sym`` /
 ``A_forces_sym``. The symmetrized model costs ``G_metrics x G_symmetrizer``
 evaluations per frame, so its A uses the quadrature of ``symmetrized_degree``
-(default 1: 48 elements, exact for the variance of degree-1 responses).
+(default 1: 48 elements, exact for the variance of degree-1 responses), turned
+by a fixed generic rotation (``offset_quadrature``) so that it never coincides with
+the symmetrizer's own group, on which the symmetrized model is exact by construction.
 """
 
 import numpy as np
 from MDAnalysis.analysis.base import AnalysisBase
+from scipy.spatial.transform import Rotation
 
 from ..metrics import equivariance_error, metrics_quadrature, symmetry_content
 from ..rotations import rotate_copies
-from ..symmetrize import Symmetrizer, SymmetrizeSpec, evaluate_back_rotated
+from ..symmetrize import Symmetrizer, evaluate_back_rotated
 from ..system import System
 from ..wigner import wigner_d
 
@@ -30,7 +33,8 @@ def model_of_run(config, model=None):
     from ..models import load_model
     from ..models.symmetrized import SymmetrizedModel
 
-    raw = load_model(model if model is not None else config.model, forces=config.forces)
+    raw = load_model(model if model is not None else config.model, forces=config.forces,
+                     dtype=config.dtype if model is None else None)  # the run's precision
     spec = config.symmetrize
     if str(spec) == "none":
         return raw, None
@@ -50,6 +54,26 @@ def frame_cell(atoms, dimensions) -> np.ndarray:
     return cellpar_to_cell(dimensions)
 
 
+#: a fixed generic rotation (no symmetry axis) that moves A's grid off the symmetrizer's
+OFFSET_ROTATION = Rotation.from_rotvec([0.3, -0.7, 1.1]).as_matrix()
+
+
+def offset_quadrature(quadrature):
+    """``quadrature`` with every element ``g`` replaced by ``R0 g`` (``R0`` = OFFSET_ROTATION).
+
+    A model symmetrized over a finite group G is exactly equivariant under G, so its A
+    measured on a grid that is (or holds) G reads zero whatever its true error: o3:3
+    averages over the octahedral group, which is also the degree-1 metrics grid.
+    The coset ``R0 G`` is exact to the same degree (Haar measure is invariant) and
+    no longer shares G's elements, so A measures the symmetrized model's real error.
+    """
+    from ..quadrature import Quadrature
+
+    rotations = np.einsum("ij,gjk->gik", OFFSET_ROTATION, quadrature.rotations)
+    return Quadrature(f"{quadrature.name}-offset", rotations, quadrature.weights, quadrature.degree,
+                      quadrature.inversion)
+
+
 class EquivarianceSeries(AnalysisBase):
     """``EquivarianceSeries(universe, atoms, model, symmetrized=None).run(step=every)``."""
 
@@ -64,7 +88,8 @@ class EquivarianceSeries(AnalysisBase):
         self.content = content
         self.batch_size = None if batch_size is None else int(batch_size)  # None: the model chooses
         self.quadrature = metrics_quadrature(self.max_degree, inversion)
-        self.sym_quadrature = metrics_quadrature(min(symmetrized_degree, self.max_degree), inversion)
+        self.sym_quadrature = offset_quadrature(
+            metrics_quadrature(min(symmetrized_degree, self.max_degree), inversion))
         self.d_matrices = wigner_d(self.quadrature.rotations, self.max_degree) if content else None
 
     @classmethod

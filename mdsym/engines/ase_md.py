@@ -8,9 +8,8 @@
 
 The conserved quantity written to thermo.csv is ``E_pot + E_kin - exchanged``.
 Every step is a thermo row; every ``stride`` steps a frame and a full-precision
-checkpoint (``checkpoint.traj``, ASE's binary trajectory format: positions and
-momenta in float64, and the thermostat's bookkeeping) from which ``resume``
-continues, so that a resumed run follows the uninterrupted one to round-off.
+checkpoint (``checkpoint.traj``, with momenta and the thermostat's bookkeeping)
+from which ``resume`` continues.
 """
 
 import time
@@ -30,9 +29,10 @@ from ..run_config import RunConfig
 from ..system import System, read_structure
 from .context import RunContext
 
+#: ASE's binary trajectory format keeps positions and momenta bit for bit (extxyz rounds
+#: to 8 decimals, so a resumed run would drift from an uninterrupted one at 1e-8).
 CHECKPOINT = "checkpoint.traj"
-#: the checkpoint of mdsym versions before it (8 decimals: resumes, but not to round-off)
-OLD_CHECKPOINT = "checkpoint.extxyz"
+OLD_CHECKPOINT = "checkpoint.extxyz"  # written by earlier versions: still read
 
 
 class TrackedLangevinBAOAB(LangevinBAOAB):
@@ -96,7 +96,8 @@ def run_ase(context: RunContext, rundir: RunDirectory, resume: bool = False, pro
     monitor = context.monitor(read_structure(rundir.structure), reference_temperature)
     masses = atoms.get_masses()
     dt_fs = config.timestep_fs
-    result = {"status": "running", "reason": None, "time_to_failure_fs": None, "start_step": start_step}
+    result = {"status": "running", "reason": None, "time_to_failure_fs": None, "start_step": start_step,
+              "device": str(context.model.device)}
     started = time.monotonic()
 
     class StopRun(Exception):
@@ -158,6 +159,7 @@ def write_checkpoint(rundir: RunDirectory, atoms, step: int, exchanged: float) -
     path = rundir.path / CHECKPOINT
     tmp = path.with_suffix(".tmp")
     snapshot = atoms.copy()
+    snapshot.calc = None
     snapshot.info.update(step=int(step), transferred_energy_eV=float(exchanged))
     ase.io.write(tmp, snapshot, format="traj")
     tmp.replace(path)
@@ -170,7 +172,7 @@ def read_checkpoint(rundir: RunDirectory):
     if not path.exists():
         raise MdsymError(f"{rundir.path} has no {CHECKPOINT} to resume from")
     try:
-        atoms = ase.io.read(path, format="traj" if path.name == CHECKPOINT else "extxyz")
+        atoms = ase.io.read(path)
     except Exception as error:
         raise MdsymError(f"cannot read {path}: {error}") from None
     return atoms, int(atoms.info["step"]), float(atoms.info.get("transferred_energy_eV", 0.0))

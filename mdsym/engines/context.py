@@ -16,7 +16,7 @@ from ..run_config import RunConfig
 
 @dataclass(frozen=True, eq=False)
 class RunContext:
-    config: RunConfig
+    config: RunConfig  # with ``dtype`` the model's own when the configuration left it open
     atoms: object  # ase.Atoms: the structure the run starts from
     system: object  # mdsym.system.System of ``atoms``
     model: object  # mdsym.models.base.Model, loaded once
@@ -27,6 +27,7 @@ class RunContext:
         """Check ``config`` (a ``RunConfig`` or a dict of its fields) against its
         structure (or ``atoms``) and model; one clear line for the first problem."""
         from ..models import load_model
+        from ..models.devices import dtype_name
         from ..system import System, read_structure
 
         config = RunConfig.coerce(config)
@@ -35,8 +36,12 @@ class RunContext:
         if config.symmetrize.remove_net_torque and system.periodic:
             raise MdsymError("nettorque applies to isolated systems only (the structure is periodic)")
         threads = configure_threads(config.threads, len(atoms))
-        model = load_model(config.model, forces=config.forces)
+        model = load_model(config.model, forces=config.forces, device=config.device,
+                           dtype=config.dtype)
         model.check_system(system)
+        if config.dtype is None and model.dtype is not None:
+            # the precision it runs in, recorded: resumed and analysed in the same one
+            config = config.replace(dtype=dtype_name(model.dtype))
         return cls(config, atoms, system, model, threads)
 
     @classmethod

@@ -141,7 +141,10 @@ def serve_command(config: RunConfig, structure, socket: Socket) -> list:
         "--model", model, "--structure", str(Path(structure).resolve()),
         "--symmetrize", str(config.symmetrize), "--forces", config.forces,
         "--seed", str(config.seed), "--wait", "120", "--threads", config.threads,
+        "--device", config.device,
     ]
+    if config.dtype is not None:
+        command += ["--dtype", config.dtype]
     if config.batch_size is not None:
         command += ["--batch-size", str(config.batch_size)]
     return command + socket.client_args()

@@ -50,6 +50,11 @@ def run_md(config, out, progress=None, overwrite: bool = False) -> dict:
     ``RunConfig``, or a dict of its fields (the others take their defaults)."""
     config = RunConfig.coerce(config)
     context = RunContext.build(config, read_structure(config.structure))
+    config = context.config  # with the precision the model runs in
+    if config.engine == "ipi":
+        from ..processes import command_for
+
+        command_for("i-pi")  # no i-PI: one line now, before a run directory exists
     rundir = RunDirectory(out)
     rundir.create(context.atoms, overwrite=overwrite)
     info = {"config": config.to_json(), "seed": config.seed, "versions": versions(),
@@ -78,7 +83,7 @@ def resume_md(out, steps=None, progress=None) -> dict:
         raise MdsymError(f"the run in {out} failed ({info.get('reason')}): a failed stability "
                          "test is not resumed; start a new run")
     context = RunContext.build(config, read_structure(rundir.structure))
-    info["config"] = config.to_json()
+    info["config"] = context.config.to_json()
     info["status"] = "running"
     rundir.write_info(info)
     return _run_segment(rundir, info, context, resume=True, progress=progress)

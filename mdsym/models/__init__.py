@@ -10,6 +10,11 @@
   ``-`` for a pseudo-tensor term) or ``direct`` (a non-conservative force term);
 - the short name of a model shipped with mdsym (``mdsym.models.shipped``);
 - a path to a ``.pt`` file: a metatomic model, or a TorchScript native model.
+
+``device`` and ``dtype`` say where the model runs and in which precision
+(``mdsym.models.devices``): ``device`` cpu, cuda, cuda:N or auto (None: auto),
+``dtype`` float32 or float64 (None: the model's own). An mdsym ``Model`` passed in
+is used as it is: it must already be where they say. ASE calculators have neither.
 """
 
 import re
@@ -20,6 +25,7 @@ import torch
 from ..errors import MdsymError
 from .analytic import AnalyticModel, SpuriousTerm
 from .base import Model, TorchModel
+from .devices import dtype_name, resolve_device, resolve_dtype
 from .native import NativeModel, load_torchscript
 
 DEFAULT_ANALYTIC = "analytic:bond2=0.05,vector1=0.05"
@@ -58,35 +64,39 @@ def parse_analytic(spec: str) -> AnalyticModel:
     return AnalyticModel(terms=tuple(terms), direct_terms=tuple(direct_terms), **options)
 
 
-def load_model(spec, forces: str = "auto") -> Model:
+def load_model(spec, forces: str = "auto", device=None, dtype=None) -> Model:
     """Any supported model as an mdsym ``Model`` (see the module docstring)."""
     from ase.calculators.calculator import BaseCalculator
 
     if isinstance(spec, Model):
+        _check_placed(spec, device, dtype)
         return spec
     if isinstance(spec, BaseCalculator):
         from .ase_calculator import ASECalculatorModel
 
-        return ASECalculatorModel(spec)
+        model = ASECalculatorModel(spec)
+        _check_placed(model, device, dtype)
+        return model
+    placement = {"forces": forces, "device": device, "dtype": dtype}
     if isinstance(spec, torch.nn.Module):
-        return NativeModel(spec, name=type(spec).__name__, forces=forces)
+        return NativeModel(spec, name=type(spec).__name__, **placement)
     text = str(spec)
     if text == "analytic" or text.startswith("analytic:"):
-        return NativeModel(parse_analytic(text), name=text, forces=forces)
+        return NativeModel(parse_analytic(text), name=text, **placement)
     from . import shipped
 
     if text in shipped.names():
-        return load_file(shipped.path(text), name=text, forces=forces)
+        return load_file(shipped.path(text), name=text, **placement)
     path = Path(text)
     if path.suffix or "/" in text:
-        return load_file(path, forces=forces)
+        return load_file(path, **placement)
     raise MdsymError(
         f"unknown model {text!r}: give a file, 'analytic[:...]' or one of the shipped "
         f"models: {', '.join(shipped.names()) or '(none installed)'}"
     )
 
 
-def load_file(path, name=None, forces: str = "auto") -> Model:
+def load_file(path, name=None, forces: str = "auto", device=None, dtype=None) -> Model:
     path = Path(path)
     if not path.is_file():
         raise MdsymError(f"model file not found: {path}")
@@ -97,8 +107,29 @@ def load_file(path, name=None, forces: str = "auto") -> Model:
     if module is None or hasattr(module, "capabilities"):
         from .metatomic import MetatomicModel
 
-        return MetatomicModel(path, name=name, forces=forces)
-    return NativeModel(module, name=name or path.stem, forces=forces)
+        return MetatomicModel(path, name=name, forces=forces, device=device, dtype=dtype)
+    return NativeModel(module, name=name or path.stem, forces=forces, device=device, dtype=dtype)
+
+
+def _check_placed(model: Model, device, dtype) -> None:
+    """A ready-made model (or an ASE calculator) stays where it is: one line if asked
+    for another device or dtype than it has (None and auto ask for nothing)."""
+    from .ase_calculator import ASECalculatorModel
+
+    if model.dtype is None:  # not a torch model: no device, its own precision
+        what = "an ASE calculator" if isinstance(model, ASECalculatorModel) else "not a torch model"
+        if device is not None and str(device).strip().lower() not in ("auto", "cpu"):
+            raise MdsymError(f"model {model.name} is {what}: it has no device; drop --device {device}")
+        if dtype is not None:
+            raise MdsymError(f"model {model.name} is {what}: it computes in its own precision; "
+                             f"drop --dtype {dtype}")
+        return
+    if device is not None and str(device).strip().lower() != "auto":
+        if resolve_device(device) != model.device:
+            raise MdsymError(f"model {model.name} is on {model.device}, not {device}: build it there")
+    if dtype is not None and resolve_dtype(dtype, model.dtype) != model.dtype:
+        raise MdsymError(f"model {model.name} is {dtype_name(model.dtype)}, not {dtype}: "
+                         "build it in that dtype")
 
 
 __all__ = ["Model", "TorchModel", "NativeModel", "AnalyticModel", "SpuriousTerm",

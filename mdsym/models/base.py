@@ -9,7 +9,9 @@ predictions *in the rotated frames* (the symmetrizer brings them back):
 
 ``TorchModel`` implements the autograd part once for every torch-based model: the
 rotated positions ``r R^T`` are the leaves of the graph, conservative forces are
-``-dE/dr'`` and the stress is ``(1/V) dE/d(strain)`` of the rotated cell.
+``-dE/dr'`` and the stress is ``(1/V) dE/d(strain)`` of the rotated cell. Its tensors
+live on the model's ``device`` in its ``dtype`` (``mdsym.models.devices``); whatever
+they are, predictions come back as float64 numpy arrays on the CPU.
 """
 
 import abc
@@ -36,6 +38,9 @@ class Model(abc.ABC):
     forces_kind: str = "conservative"
     #: whether the model can give a stress for periodic systems
     has_stress: bool = True
+    #: where the model runs, and its precision (None: not a torch model, its own)
+    device = torch.device("cpu")
+    dtype = None
 
     def batch_size_for(self, system: System) -> int:
         """How many rotated copies to evaluate together when the user does not say."""
@@ -133,13 +138,13 @@ class TorchModel(Model):
                     torch.zeros_like(x) if g is None else g for x, g in zip(leaves, grads)
                 )
 
-        results = {"energy": energy.detach().cpu().numpy().astype(np.float64)}
+        results = {"energy": to_numpy(energy)}
         if want_forces:
             forces = -d_positions + pair_sums(d_edges, neighbours["first"], neighbours["second"],
                                                positions.shape[1])
-            results["forces"] = forces.detach().cpu().numpy()
+            results["forces"] = to_numpy(forces)
         elif "forces" in properties:
-            results["forces"] = outputs["forces"].detach().cpu().numpy().astype(np.float64)
+            results["forces"] = to_numpy(outputs["forces"])
         if want_stress:
             strain_derivative = (
                 torch.einsum("bpi,bpj->bij", edges, d_edges)
@@ -147,11 +152,16 @@ class TorchModel(Model):
                 + torch.einsum("bki,bkj->bij", cells, d_cells)
             )
             volume = abs(np.linalg.det(system.cell))
-            results["stress"] = (strain_derivative / volume).detach().cpu().numpy()
+            results["stress"] = to_numpy(strain_derivative) / volume
         elif "stress" in properties and system.periodic:
             raise MdsymError(f"model {self.name} cannot compute a stress")
         _check_finite(results, self.name)
         return results
+
+
+def to_numpy(tensor: torch.Tensor) -> np.ndarray:
+    """A model output as float64 numpy on the CPU, whatever its device and dtype."""
+    return tensor.detach().cpu().numpy().astype(np.float64)
 
 
 def pair_sums(values: torch.Tensor, first: torch.Tensor, second: torch.Tensor, n_atoms: int) -> torch.Tensor:

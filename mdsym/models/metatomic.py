@@ -4,6 +4,12 @@ The neighbour lists the model requests are computed once per structure (vesin) a
 shared by every rotated copy: the pair vectors of copy ``g`` are recomputed in torch
 from the rotated (and strained) positions and cell, so autograd gives forces and
 stress as for the raw model. All copies of a batch go through the model in one call.
+
+Device and dtype: the model runs on a device its ``capabilities.supported_devices``
+lists (``auto``: CUDA when available and supported, else the CPU) and in its declared
+``capabilities.dtype``; a float32 model may also run in float64: metatomic's
+``AtomisticModel.to(dtype=)`` (torch's ``Module.to``) converts its weights exactly, and
+only metatomic's consistency check, which compares with the declared dtype, objects.
 """
 
 from pathlib import Path
@@ -14,6 +20,7 @@ import torch
 
 from ..errors import MdsymError
 from .base import TorchModel
+from .devices import dtype_name, resolve_device, resolve_dtype
 
 DIRECT_FORCE_KEYS = ("non_conservative_force", "non_conservative_forces")
 
@@ -22,7 +29,8 @@ class MetatomicModel(TorchModel):
     # learned models carry wide per-pair features: keep batches small (measured:
     # 9-atom ethanol fastest with all 48 copies together, 48 waters with 1 to 4)
     pair_budget = 8192
-    def __init__(self, path, name=None, forces: str = "auto", check_consistency: bool = False):
+    def __init__(self, path, name=None, forces: str = "auto", check_consistency: bool = False,
+                 device=None, dtype=None):
         from metatomic.torch import load_atomistic_model
 
         path = Path(path)
@@ -38,8 +46,7 @@ class MetatomicModel(TorchModel):
         self.check_consistency = check_consistency
         capabilities = self.model.capabilities()
         self.species = frozenset(int(z) for z in capabilities.atomic_types)
-        self.dtype = getattr(torch, capabilities.dtype)
-        self.device = torch.device("cpu")
+        self.dtype, self.device = _placement(capabilities, self.name, device, dtype, check_consistency)
         self.model.to(dtype=self.dtype, device=self.device)
         outputs = capabilities.outputs
         if "energy" not in outputs:
@@ -94,8 +101,9 @@ class MetatomicModel(TorchModel):
         from metatensor.torch import Labels, TensorBlock
         from metatomic.torch import System
 
-        types = torch.as_tensor(system.numbers, dtype=torch.int32)
-        pbc = torch.as_tensor(system.pbc)
+        device = self.device
+        types = torch.as_tensor(system.numbers, dtype=torch.int32, device=device)
+        pbc = torch.as_tensor(system.pbc, device=device)
         lists = []
         for request in self.requests:
             nl = system.neighbours(request.engine_cutoff("angstrom"), request.full_list)
@@ -103,20 +111,20 @@ class MetatomicModel(TorchModel):
                 ["first_atom", "second_atom", "cell_shift_a", "cell_shift_b", "cell_shift_c"],
                 torch.from_numpy(
                     np.column_stack([nl.first, nl.second, nl.shifts]).astype(np.int32)
-                ),
+                ).to(device),
             )
             if (nl.cutoff, nl.full) == (self.cutoff, self.full_neighbour_list):
                 vectors = edges
             else:
-                shifts = torch.from_numpy(nl.shifts).to(self.dtype)
+                shifts = torch.from_numpy(nl.shifts).to(device, self.dtype)
                 vectors = (
-                    positions[:, torch.from_numpy(nl.second)]
-                    - positions[:, torch.from_numpy(nl.first)]
+                    positions[:, torch.from_numpy(nl.second).to(device)]
+                    - positions[:, torch.from_numpy(nl.first).to(device)]
                     + torch.einsum("pk,bkj->bpj", shifts, cells)
                 )
             lists.append((request, samples, vectors))
-        xyz = Labels("xyz", torch.arange(3).reshape(-1, 1))
-        distance = Labels("distance", torch.zeros((1, 1), dtype=torch.int32))
+        xyz = Labels("xyz", torch.arange(3, device=device).reshape(-1, 1))
+        distance = Labels("distance", torch.zeros((1, 1), dtype=torch.int32, device=device))
         systems = []
         for b in range(positions.shape[0]):
             copy = System(types, positions[b], cells[b], pbc)
@@ -132,7 +140,33 @@ class MetatomicModel(TorchModel):
         from ..rotations import rotate_vectors
 
         rotations = torch.as_tensor(rotations, dtype=self.dtype, device=self.device)
-        positions = rotate_vectors(torch.as_tensor(system.positions, dtype=self.dtype), rotations)
-        cells = rotate_vectors(torch.as_tensor(system.cell, dtype=self.dtype), rotations)
+        positions = rotate_vectors(torch.as_tensor(system.positions, dtype=self.dtype,
+                                                   device=self.device), rotations)
+        cells = rotate_vectors(torch.as_tensor(system.cell, dtype=self.dtype, device=self.device),
+                               rotations)
         edges = rotate_vectors(self.neighbour_tensors(system)["vectors"], rotations)
         return self.systems(system, positions, cells, edges)
+
+
+def _placement(capabilities, name, device, dtype, check_consistency) -> tuple:
+    """(dtype, device) for a metatomic model: one line for a combination it does not support."""
+    declared = resolve_dtype(capabilities.dtype, torch.float64)
+    chosen = resolve_dtype(dtype, declared)
+    # an exact conversion: float32 weights are float64 numbers (see the module docstring)
+    allowed = (declared, torch.float64) if declared == torch.float32 else (declared,)
+    if chosen not in allowed:
+        raise MdsymError(f"model {name} is {dtype_name(declared)} (its capabilities.dtype) and "
+                         f"cannot run in {dtype_name(chosen)}: use --dtype {dtype_name(declared)}")
+    if chosen != declared and check_consistency:
+        raise MdsymError(f"model {name}: metatomic's consistency check needs the declared dtype "
+                         f"{dtype_name(declared)}, not {dtype_name(chosen)}")
+    supported = list(capabilities.supported_devices)
+    if device is None or str(device).strip().lower() == "auto":
+        wanted = "cuda" if torch.cuda.is_available() and "cuda" in supported else "cpu"
+        placed = resolve_device(wanted)
+    else:
+        placed = resolve_device(device)
+    if placed.type not in supported:
+        raise MdsymError(f"model {name} does not support device {placed.type} (its "
+                         f"capabilities.supported_devices: {', '.join(supported)})")
+    return chosen, placed

@@ -16,16 +16,20 @@ The protocol (the analytic models of ``mdsym.models.analytic`` follow it)::
 
 Units are eV and Angstrom. Without a ``forces`` output, forces come from autograd
 (through the pair vectors, the positions and the cells, whichever the model uses).
+The module is moved to the requested device and dtype (``Module.to``); by default it
+keeps the dtype of its first parameter or buffer (float64 if it has none).
 """
 
 import torch
 
 from ..errors import MdsymError
 from .base import TorchModel
+from .devices import resolve_device, resolve_dtype
 
 
 class NativeModel(TorchModel):
-    def __init__(self, module: torch.nn.Module, name: str = "native", forces: str = "auto"):
+    def __init__(self, module: torch.nn.Module, name: str = "native", forces: str = "auto",
+                 device=None, dtype=None):
         self.module = module
         self.name = name
         try:
@@ -34,11 +38,10 @@ class NativeModel(TorchModel):
             raise MdsymError(f"native model {name} has no 'cutoff' attribute") from None
         species = getattr(module, "species", None)
         self.species = None if species is None else frozenset(int(z) for z in species)
-        parameter = next(iter(module.parameters()), None)
-        buffer = next(iter(module.buffers()), None)
-        reference = parameter if parameter is not None else buffer
-        if reference is not None:
-            self.dtype, self.device = reference.dtype, reference.device
+        floats = [t for t in (*module.parameters(), *module.buffers()) if t.is_floating_point()]
+        self.dtype = resolve_dtype(dtype, floats[0].dtype if floats else torch.float64)
+        self.device = resolve_device(device)
+        module.to(device=self.device, dtype=self.dtype)
         self.full_neighbour_list = bool(getattr(module, "full_neighbour_list", True))
         self.direct_forces = bool(getattr(module, "direct", False))
         if forces not in ("auto", "conservative", "direct"):
@@ -54,12 +57,12 @@ class NativeModel(TorchModel):
         return self.module(positions, cells, numbers, edge_index, edges)
 
 
-def load_torchscript(path, name=None, forces="auto") -> NativeModel:
+def load_torchscript(path, name=None, forces="auto", device=None, dtype=None) -> NativeModel:
     try:
         module = torch.jit.load(str(path), map_location="cpu")
     except Exception as error:
         raise MdsymError(f"cannot load TorchScript model {path}: {_first_line(error)}") from None
-    return NativeModel(module, name=name or str(path), forces=forces)
+    return NativeModel(module, name=name or str(path), forces=forces, device=device, dtype=dtype)
 
 
 def _first_line(error: Exception) -> str:

@@ -22,6 +22,7 @@ class SymmetrizedModel(Model):
         self.species = inner.species
         self.forces_kind = inner.forces_kind
         self.has_stress = inner.has_stress
+        self.device, self.dtype = inner.device, inner.dtype
 
     def evaluate(self, system, rotations, properties) -> dict:
         inner = self.symmetrizer.current_quadrature()
