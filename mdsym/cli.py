@@ -126,6 +126,7 @@ def equivariance(model, structure, degree, symmetrize, so3, forces, batch_size, 
         if layers_plot and "layers" in report["layers"]:
             click.echo(f"heatmap: {layers_plot}")
 
+
 def _default(name):
     """The default of ``mdsym run``'s option for RunConfig field ``name``: the field's."""
     return RunConfig.default(name)
