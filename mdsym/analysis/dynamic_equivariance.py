@@ -46,7 +46,7 @@ THRESHOLD_A = 0.1
 #: the exactly invariant floor models: Morse pairs only, no spurious term. For
 #: molecules of non-metals, bonds only (cutoff below the second neighbours);
 #: otherwise mdsym's default Morse (copper)
-FLOOR_MOLECULAR = "analytic:depth=4,stiffness=2,equilibrium=1.2,cutoff=1.75"
+FLOOR_MOLECULAR = "analytic:depth=3,stiffness=1.5,equilibrium=1.15,cutoff=1.75"
 FLOOR_METALLIC = "analytic:cutoff=5.5"
 
 
