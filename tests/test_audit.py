@@ -59,15 +59,54 @@ def test_static_tests_see_equivariant_forces_as_such(state):
     assert broken["mlpeg"]["mean_dF_meV_A"] > 1.0
 
 
-def test_audit_fast_on_the_analytic_model_writes_every_field(tmp_path):
+USER_MODEL = """
+from ase.calculators.lj import LennardJones
+
+
+class CopperLJ(LennardJones):
+    def __init__(self):
+        super().__init__(sigma=2.3, epsilon=0.4, rc=6.0, smooth=True)
+"""
+
+
+@pytest.fixture
+def user_model(tmp_path):
+    path = tmp_path / "my_potential.py"
+    path.write_text(USER_MODEL)
+    return path
+
+
+def test_a_python_file_names_an_ase_calculator(user_model, cluster):
+    from ase.calculators.lj import LennardJones
+
+    from mdsym.errors import MdsymError
+    from mdsym.system import System
+
+    model = load_model(f"{user_model}:CopperLJ")
+    forces = model.evaluate(System.from_atoms(cluster), np.eye(3)[None], ("energy", "forces"))["forces"][0]
+    cluster.calc = LennardJones(sigma=2.3, epsilon=0.4, rc=6.0, smooth=True)
+    np.testing.assert_allclose(forces, cluster.get_forces(), atol=1e-12)
+    with pytest.raises(MdsymError, match="defines no 'Nope'"):
+        load_model(f"{user_model}:Nope")
+    with pytest.raises(MdsymError, match="name the object"):
+        load_model(str(user_model))
+
+
+def test_audit_fast_on_the_analytic_model_writes_every_field(tmp_path, user_model):
     out = tmp_path / "audit"
-    result = subprocess.run([sys.executable, "-m", "mdsym", "audit", "analytic:vector1=0.05", "--fast",
+    result = subprocess.run([sys.executable, "-m", "mdsym", "audit", "analytic:vector1=0.05",
+                             f"{user_model}:CopperLJ", "--structure", "cu-cluster-55", "--fast",
                              "--specs", "none,o3:1", "--out", str(out), "--no-progress"],
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     audit = json.loads((out / "audit.json").read_text())
     rows = audit["leaderboard"]
-    assert [row["spec"] for row in rows] == ["none", "o3:1"]
+    user = f"{user_model}:CopperLJ"
+    assert [(row["model"], row["spec"]) for row in rows] == [
+        ("analytic:vector1=0.05", "none"), ("analytic:vector1=0.05", "o3:1"), (user, "none"), (user, "o3:1")]
+    lj = rows[2:]
+    assert max(row["A_forces_eVA"] for row in lj) < 1e-10  # an invariant potential, raw or averaged
+    rows = rows[:2]
     for row in rows:
         assert set(row) == set(ROW_FIELDS)
         missing = [k for k in ROW_FIELDS if row[k] is None]
