@@ -40,13 +40,13 @@ ANALYTIC_STRUCTURE = "cu-cluster-55"
 @dataclass(frozen=True)
 class AuditSettings:
     nve_timesteps_fs: tuple = (0.25, 0.5, 1.0)
-    nve_duration_fs: float = 250.0
+    nve_duration_fs: float = 125.0
     nvt_temperatures_K: tuple = (300.0, 500.0)
     nvt_timestep_fs: float = 0.5
-    nvt_duration_fs: float = 250.0
+    nvt_duration_fs: float = 125.0
     initial_temperature_K: float = 300.0  # NVE and the dynamic test start here
     stride: int = 5
-    dynamic_timestep_fs: float = 0.5
+    dynamic_timestep_fs: float = 1.0
     dynamic_duration_fs: float = 250.0
     dynamic_rotations: int = 2  # Haar-random rotations, plus the inversion
     dynamic_stride: int = 5
@@ -176,6 +176,13 @@ class Battery:
         from .analysis.study import run_one
 
         info = path / "run.json"
+        if info.exists():
+            held = json.loads(info.read_text()).get("config", {})
+            differ = [k for k in ("model", "symmetrize", "ensemble", "timestep_fs", "steps", "temperature_K",
+                                  "seed") if str(held.get(k)) != str(config[k])]
+            if differ:
+                raise MdsymError(f"{path} holds a run with other settings ({', '.join(differ)}): "
+                                 "audit into another --out")
         finished = info.exists() and json.loads(info.read_text()).get("status") in ("completed", "failed")
         if not finished:  # a failed stability test is a result, not something to redo
             run_one(config, path)
@@ -355,6 +362,7 @@ def run_audit(models, out, structure=None, specs=DEFAULT_SPECS, mode: str = "sta
     settings = MODES[mode]
     out = Path(out)
     started = time.monotonic()
+    _check_settings(out, {"mode": mode, "seed": seed, "settings": asdict(settings)})
     batteries = [Battery(m, structure_for(m, structure), specs, settings, out, seed, batch_size) for m in models]
     tasks = [task for battery in batteries for task in battery.tasks()]
     total = sum(weight for _, weight, _ in tasks)
@@ -373,6 +381,18 @@ def run_audit(models, out, structure=None, specs=DEFAULT_SPECS, mode: str = "sta
     (out / "audit.json").write_text(json.dumps(result, indent=2, default=_json_default))
     (out / "audit.md").write_text(markdown(result))
     return result
+
+
+def _check_settings(out: Path, settings: dict) -> None:
+    """Resume only an audit made with the same settings (its pieces are reused as they are)."""
+    path = out / "settings.json"
+    if path.exists():
+        held = json.loads(path.read_text())
+        if held != json.loads(json.dumps(settings)):
+            raise MdsymError(f"{out} holds an audit made with other settings ({path}): audit into another --out")
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(settings, indent=2))
 
 
 class _Silent:

@@ -118,3 +118,9 @@ def test_audit_fast_on_the_analytic_model_writes_every_field(tmp_path, user_mode
     assert raw["evaluations_per_step"] == 1 and symmetrized["evaluations_per_step"] == 8
     assert (out / "audit.md").read_text().count("| `analytic:vector1=0.05` |") == 2
     assert (out / "analytic_vector1_0.05" / "scorecard.png").exists()
+    # the same folder with other settings is refused in one line, nothing overwritten
+    again = subprocess.run([sys.executable, "-m", "mdsym", "audit", "analytic:vector1=0.05", "--fast", "--seed", "1",
+                            "--out", str(out), "--no-progress"], capture_output=True, text=True, timeout=600)
+    assert again.returncode == 2 and len(again.stderr.strip().splitlines()) == 1
+    assert "other settings" in again.stderr
+    assert json.loads((out / "audit.json").read_text())["seed"] == 0
