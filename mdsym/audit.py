@@ -457,6 +457,9 @@ def markdown(result: dict) -> str:
         hidden = model["hidden_layers"]
         if "skipped" in hidden:
             lines.append(f"\nHidden layers: not measured: {hidden['skipped']}.")
+        elif not hidden["layers"]:
+            lines.append("\nHidden layers: `mdsym.analysis.hidden_layers.hidden_layer_content` returned no "
+                         "layer for this model (no error, nothing recorded).")
         else:
             lines += ["", "Symmetry content B of the raw model's hidden layers (fraction in (0,+) and "
                       "(1,+); the rest above):", "", "| layer | size | (0,+) | (1,+) | residual above L |",
