@@ -167,3 +167,24 @@ def test_mlpeg_walk_and_deltas():
     result = fs.mlpeg_rotation_deltas(energies, forces, 9)
     assert result["mean_dE_meV_atom"] == pytest.approx(1.0) and result["max_dE_meV_atom"] == pytest.approx(1.0)
     assert result["mean_dF_meV_A"] == pytest.approx(2.0) and result["pairs"] == 2
+
+
+def test_a_run_stopped_by_mdsyms_monitors_is_scored_as_exploded_at_its_last_frame(ethanol):
+    from types import SimpleNamespace
+
+    steps = np.arange(0, 31)  # stopped after 30 of 100 steps, frames every 10
+    thermo = {"step": steps, "time_fs": steps * 0.5, "potential_eV": -10.0 + 0.001 * steps,
+              "kinetic_eV": 0.3 + alternating(31, 0.01), "conserved_eV": -9.7 + 0.001 * steps,
+              "temperature_K": np.full(31, 300.0), "px": np.zeros(31), "py": np.zeros(31), "pz": np.zeros(31)}
+    frames = np.repeat(ethanol.positions[None], 4, axis=0)
+    run = SimpleNamespace(config={"ensemble": "nve", "timestep_fs": 0.5, "stride": 10, "steps": 100,
+                                  "temperature_K": 300.0},
+                          thermo=thermo, n_atoms=9, n_frames=4, step=steps[::10], positions=frames,
+                          numbers=ethanol.numbers, atoms=ethanol, periodic=False, status="failed")
+    figures = fs.of_run(run)
+    stability = figures["mlipaudit_stability"]
+    assert stability["stopped_by_mdsym"] and stability["expected_frames"] == 11
+    assert stability["explosion_frame"] == 3 and stability["score"] == pytest.approx(0.5 * 3 / 11)
+    assert figures["mlpeg_drift_meV_atom_ps"] == pytest.approx(0.001 / 0.0005 * 1000 / 9)  # eV/step -> meV/atom/ps
+    run.status = "completed"
+    assert fs.of_run(run)["mlipaudit_stability"]["score"] == 1.0
