@@ -49,6 +49,16 @@ def test_grid_symmetrization_restores_the_dynamic_equivariance(state):
     assert np.max(distances(result)) < 1e-10
 
 
+def test_the_own_chaos_floor_starts_at_the_displacement(state):
+    from mdsym.analysis.dynamic_equivariance import perturbation_floor
+
+    result = perturbation_floor(load_model(INVARIANT), state, displacement_A=1e-6, steps=20, timestep_fs=2.0,
+                                stride=4)
+    distance = result["elements"][0]["distance_A"]
+    assert distance[0] == pytest.approx(1e-6, rel=1e-9)  # RMS of unit displacements times 1e-6 A
+    assert result["crossed"] == 0 and max(distance) < 1e-3
+
+
 def test_static_tests_see_equivariant_forces_as_such(state):
     exact = static_rotation_tests(load_model(INVARIANT), state, arena_axes=3, mlpeg_random=3)
     assert exact["arena"]["mean_cosine"] == pytest.approx(1.0, abs=1e-12)

@@ -27,6 +27,7 @@ class AuditSettings:
     dynamic_duration_fs: float = 250.0
     dynamic_rotations: int = 2  # Haar-random rotations, plus the inversion
     dynamic_stride: int = 5
+    perturbation_A: float = 1e-6  # the model's own chaos: a copy displaced by this much
     arena_axes: int = 20
     mlpeg_random: int = 100
     degree: int = 2  # A and B up to this lambda
@@ -40,14 +41,17 @@ MODES = {
                           stride=2, dynamic_stride=2, arena_axes=2, mlpeg_random=4, degree=1, plots=False),
 }
 
-#: the fields of every scorecard row, in the order of the table (ROW_UNITS: their units)
+#: the fields of every scorecard row, in the order of the table (titles: scorecard.COLUMN_TITLES)
 ROW_FIELDS = (
     "model", "structure", "spec", "evaluations_per_step", "ms_per_step", "cost_vs_raw",
     "A_energy_eV", "A_forces_eVA", "B_forces_1plus", "max_dL_amuA2ps", "max_net_force_eVA",
     "mlipaudit_nve_score", "mlipaudit_nve_ratio", "mlpeg_drift_meV_atom_ps", "nvalchemi_drift_eV_atom_ns",
     "nvalchemi_fluctuation_eV_atom", "mlipaudit_stability_score", "runs_failed",
-    "time_to_0.1A_fs", "floor_time_to_0.1A_fs", "arena_mean_cosine", "arena_mae_eVA", "mlpeg_mean_dF_meV_A",
+    "time_to_0.1A_fs", "floor_time_to_0.1A_fs", "self_floor_time_to_0.1A_fs", "arena_mean_cosine",
+    "arena_mae_eVA", "mlpeg_mean_dF_meV_A",
 )
+
+
 def slug(text: str) -> str:
     """A file-name-safe version of a model or spec name."""
     keep = "".join(c if c.isalnum() or c in "-_." else "_" for c in str(text))
@@ -178,6 +182,15 @@ class Battery:
         result["model"] = name
         return result
 
+    def self_floor(self) -> dict:
+        from ..analysis.dynamic_equivariance import perturbation_floor
+
+        s = self.settings
+        return perturbation_floor(self.model, self.initial_state(), "none", s.perturbation_A,
+                                  steps=int(round(s.dynamic_duration_fs / s.dynamic_timestep_fs)),
+                                  timestep_fs=s.dynamic_timestep_fs, stride=s.dynamic_stride, seed=self.seed,
+                                  batch_size=self.batch_size)
+
     def symmetrized(self, spec: str):
         from ..models.symmetrized import SymmetrizedModel
         from ..symmetrize import Symmetrizer
@@ -214,7 +227,9 @@ class Battery:
         found = [(f"{self.model_name}: hidden layers", 1,
                   lambda: _cached(self.folder / "hidden_layers.json", self.hidden_layers)),
                  (f"{self.model_name}: invariant floor", dynamic_steps,
-                  lambda: _cached(self.folder / "floor.json", self.floor))]
+                  lambda: _cached(self.folder / "floor.json", self.floor)),
+                 (f"{self.model_name}: its own chaos", dynamic_steps // (s.dynamic_rotations + 2) * 2,
+                  lambda: _cached(self.folder / "self_floor.json", self.self_floor))]
         for spec in self.specs:
             folder = self.folder / slug(spec)
             for name, config in self.md_configs(spec).items():
@@ -241,6 +256,7 @@ class Battery:
     def collect(self) -> dict:
         """Read every finished piece back into one result (after ``tasks`` ran)."""
         floor = json.loads((self.folder / "floor.json").read_text())
+        self_floor = json.loads((self.folder / "self_floor.json").read_text())
         hidden = json.loads((self.folder / "hidden_layers.json").read_text())
         details, rows = {}, []
         for spec in self.specs:
@@ -250,15 +266,15 @@ class Battery:
             piece = {name: json.loads((folder / f"{name}.json").read_text())
                      for name in ("dynamic", "static", "metrics")}
             details[spec] = {"runs": {name: _run_summary(report) for name, report in runs.items()}, **piece}
-            rows.append(self.row(spec, runs, piece, floor))
+            rows.append(self.row(spec, runs, piece, floor, self_floor))
         raw_ms = next((r["ms_per_step"] for r in rows if r["spec"] == "none"), None)
         for row in rows:
             row["cost_vs_raw"] = (row["ms_per_step"] / raw_ms if raw_ms and row["ms_per_step"] else None)
         return {"model": self.model_name, "structure": str(self.structure), "n_atoms": len(self.atoms),
-                "specs_skipped": self.skipped, "floor": floor, "hidden_layers": hidden,
+                "specs_skipped": self.skipped, "floor": floor, "self_floor": self_floor, "hidden_layers": hidden,
                 "rows": rows, "details": details}
 
-    def row(self, spec, runs, piece, floor) -> dict:
+    def row(self, spec, runs, piece, floor, self_floor) -> dict:
         nve = [r for name, r in runs.items() if name.startswith("nve")]
         nvt = [r for name, r in runs.items() if name.startswith("nvt")]
         middle = nve[len(nve) // 2]  # the middle timestep
@@ -284,6 +300,7 @@ class Battery:
                                                 for r in nvt]),
             "runs_failed": sum(r.get("status") != "completed" for r in runs.values()),
             "time_to_0.1A_fs": _time(dynamic), "floor_time_to_0.1A_fs": _time(floor),
+            "self_floor_time_to_0.1A_fs": _time(self_floor),
             "arena_mean_cosine": static["arena"]["mean_cosine"], "arena_mae_eVA": static["arena"]["mean_mae_eVA"],
             "mlpeg_mean_dF_meV_A": static["mlpeg"]["mean_dF_meV_A"],
         }

@@ -16,6 +16,7 @@ COLUMN_TITLES = {
     "nvalchemi_fluctuation_eV_atom": "nvalchemi fluct. (eV/atom)",
     "mlipaudit_stability_score": "MLIP Audit stability score", "runs_failed": "runs failed",
     "time_to_0.1A_fs": "t to 0.1 A (fs)", "floor_time_to_0.1A_fs": "floor t (fs)",
+    "self_floor_time_to_0.1A_fs": "own chaos t (fs)",
     "arena_mean_cosine": "Arena cos", "arena_mae_eVA": "Arena MAE (eV/A)",
     "mlpeg_mean_dF_meV_A": "ml-peg dF (meV/A)",
 }
@@ -56,7 +57,8 @@ def markdown(result: dict) -> str:
              f"{s['dynamic_rotations']} random rotations and the inversion, {s['dynamic_duration_fs']:g} fs at "
              f"{s['dynamic_timestep_fs']:g} fs, median time until a transformed run is "
              f"{result['threshold_A']:g} A (RMSD) from the transformed reference run (\"> T\": none crossed), "
-             f"floor: an exactly invariant analytic model on the same initial state.",
+             f"floor: an exactly invariant analytic model on the same initial state; own chaos: the raw model's "
+             f"run against its run started {s['perturbation_A']:g} A away (no rotation).",
              "", "Definitions and sources of the public audits' figures: `mdsym/analysis/field_scores.py`; "
              "of the dynamic test: `mdsym/analysis/dynamic_equivariance.py`.", "",
              "## Leaderboard", ""]
@@ -95,7 +97,8 @@ def plot_scorecard(model: dict, out: Path) -> str:
 
     plt = _pyplot()
     fig, (ax_d, ax_s) = plt.subplots(1, 2, figsize=(11, 4))
-    series = [("floor (invariant analytic)", model["floor"], "k")]
+    series = [("floor (invariant analytic)", model["floor"], "k"),
+              ("own chaos (raw, displaced start)", model["self_floor"], "grey")]
     series += [(spec, model["details"][spec]["dynamic"], f"C{k}") for k, spec in enumerate(model["details"])]
     for label, dynamic, colour in series:
         t = np.asarray(dynamic["time_fs"])
