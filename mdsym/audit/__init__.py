@@ -14,7 +14,8 @@ For each model and each symmetrization spec (the raw model first), on one struct
   test;
 - A and B of the outputs (``mdsym.metrics.measure``), and of the raw model's hidden
   layers (``mdsym.analysis.hidden_layers``; when they cannot be measured, why);
-- the cost: model evaluations and milliseconds per MD step.
+- the cost: model evaluations per MD step, and milliseconds per force call timed
+  side by side with the raw model's (their ratio is the cost against raw).
 
 Everything lands in ``OUT/<model>/<spec>/``; a finished piece (a completed run, a
 ``*.json`` result) is reused, so an interrupted audit resumes where it stopped.

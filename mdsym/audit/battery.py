@@ -2,6 +2,7 @@
 each cached as a file so that an audit resumes, and its scorecard rows (``Battery.collect``)."""
 
 import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +32,7 @@ class AuditSettings:
     arena_axes: int = 20
     mlpeg_random: int = 100
     degree: int = 2  # A and B up to this lambda
+    cost_rounds: int = 15  # interleaved force calls, raw and symmetrized, for the cost
     plots: bool = True  # analyze_run's plots of every run
 
 
@@ -38,12 +40,13 @@ MODES = {
     "standard": AuditSettings(),
     "fast": AuditSettings(nve_duration_fs=10.0, nvt_duration_fs=10.0, nve_timesteps_fs=(0.5, 1.0, 2.0),
                           nvt_timestep_fs=1.0, dynamic_timestep_fs=1.0, dynamic_duration_fs=20.0,
-                          stride=2, dynamic_stride=2, arena_axes=2, mlpeg_random=4, degree=1, plots=False),
+                          stride=2, dynamic_stride=2, arena_axes=2, mlpeg_random=4, degree=1, plots=False,
+                          cost_rounds=3),
 }
 
 #: the fields of every scorecard row, in the order of the table (titles: scorecard.COLUMN_TITLES)
 ROW_FIELDS = (
-    "model", "structure", "spec", "evaluations_per_step", "ms_per_step", "cost_vs_raw",
+    "model", "structure", "spec", "evaluations_per_step", "ms_per_force_call", "cost_vs_raw",
     "A_energy_eV", "A_forces_eVA", "B_forces_1plus", "max_dL_amuA2ps", "max_net_force_eVA",
     "mlipaudit_nve_score", "mlipaudit_nve_ratio", "mlpeg_drift_meV_atom_ps", "nvalchemi_drift_eV_atom_ns",
     "nvalchemi_fluctuation_eV_atom", "mlipaudit_stability_score", "runs_failed",
@@ -212,6 +215,28 @@ class Battery:
         report = measure(self.symmetrized(spec), self.system, self.settings.degree, batch_size=self.batch_size)
         return {key: report[key] for key in ("energy", "forces", "quadrature", "max_degree")}
 
+    def cost(self, spec: str) -> dict:
+        """Milliseconds per force call (one per MD step), raw and under ``spec``, timed side
+        by side: three warm-up calls each, then ``cost_rounds`` interleaved rounds; medians,
+        so the load of a shared machine mostly cancels in the ratio."""
+        from ase.calculators.calculator import all_changes
+
+        from ..calculator import MdsymCalculator
+
+        calculators = [MdsymCalculator(self.model, "none", batch_size=self.batch_size),
+                       MdsymCalculator(self.model, spec, batch_size=self.batch_size, seed=self.seed)]
+        atoms = self.atoms.copy()
+        times = [[], []]
+        for k in range(3 + self.settings.cost_rounds):
+            for which, calculator in enumerate(calculators):
+                started = time.perf_counter()
+                calculator.calculate(atoms, ["energy", "forces"], all_changes)
+                if k >= 3:
+                    times[which].append(time.perf_counter() - started)
+        raw, symmetrized = (np.array(t) * 1000.0 for t in times)
+        return {"ms_per_call": float(np.median(symmetrized)), "raw_ms_per_call": float(np.median(raw)),
+                "ratio_to_raw": float(np.median(symmetrized / raw)), "rounds": self.settings.cost_rounds}
+
     def hidden_layers(self) -> dict:
         from ..analysis.hidden_layers import hidden_layer_content
 
@@ -242,6 +267,8 @@ class Battery:
                  lambda f=folder, sp=spec: _cached(f / "static.json", lambda: self.static(sp))),
                 (f"{self.model_name} [{spec}]: A and B", 20,
                  lambda f=folder, sp=spec: _cached(f / "metrics.json", lambda: self.metrics(sp))),
+                (f"{self.model_name} [{spec}]: cost", 2 * s.cost_rounds,
+                 lambda f=folder, sp=spec: _cached(f / "cost.json", lambda: self.cost(sp))),
             ]
         return found
 
@@ -264,12 +291,9 @@ class Battery:
             runs = {name: json.loads((folder / name / "analysis" / "analysis.json").read_text())
                     for name in self.md_configs(spec)}
             piece = {name: json.loads((folder / f"{name}.json").read_text())
-                     for name in ("dynamic", "static", "metrics")}
+                     for name in ("dynamic", "static", "metrics", "cost")}
             details[spec] = {"runs": {name: _run_summary(report) for name, report in runs.items()}, **piece}
             rows.append(self.row(spec, runs, piece, floor, self_floor))
-        raw_ms = next((r["ms_per_step"] for r in rows if r["spec"] == "none"), None)
-        for row in rows:
-            row["cost_vs_raw"] = (row["ms_per_step"] / raw_ms if raw_ms and row["ms_per_step"] else None)
         return {"model": self.model_name, "structure": str(self.structure), "n_atoms": len(self.atoms),
                 "specs_skipped": self.skipped, "floor": floor, "self_floor": self_floor, "hidden_layers": hidden,
                 "rows": rows, "details": details}
@@ -279,14 +303,12 @@ class Battery:
         nvt = [r for name, r in runs.items() if name.startswith("nvt")]
         middle = nve[len(nve) // 2]  # the middle timestep
         field = middle.get("field", {})
-        speeds = [r["steps_per_s"] for r in nve if r.get("steps_per_s")]
         metrics, static, dynamic = piece["metrics"], piece["static"], piece["dynamic"]
         b_forces = next((b["fraction"] for b in metrics["forces"]["B"] if b["lambda"] == 1 and b["sigma"] == 1), None)
         return {
             "model": self.model_name, "structure": self.structure.name, "spec": spec,
             "evaluations_per_step": self.evaluations_per_step(spec),
-            "ms_per_step": float(1000.0 / np.median(speeds)) if speeds else None,
-            "cost_vs_raw": None,
+            "ms_per_force_call": piece["cost"]["ms_per_call"], "cost_vs_raw": piece["cost"]["ratio_to_raw"],
             "A_energy_eV": metrics["energy"]["A"], "A_forces_eVA": metrics["forces"]["A"],
             "B_forces_1plus": b_forces,
             "max_dL_amuA2ps": middle.get("angular_momentum", {}).get("max_dL"),

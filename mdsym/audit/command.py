@@ -108,7 +108,7 @@ def _command():
         if as_json:
             click.echo(json.dumps(result, indent=2, default=_json_default))
             return
-        fields = ("spec", "ms_per_step", "A_forces_eVA", "max_dL_amuA2ps", "mlipaudit_nve_score",
+        fields = ("spec", "ms_per_force_call", "A_forces_eVA", "max_dL_amuA2ps", "mlipaudit_nve_score",
                   "mlipaudit_stability_score", "time_to_0.1A_fs")
         rows = [["model"] + [COLUMN_TITLES[f] for f in fields]]
         rows += [[row["model"]] + [_cell(row[f]) for f in fields] for row in result["leaderboard"]]

@@ -7,7 +7,7 @@ import numpy as np
 from .battery import ROW_FIELDS, slug
 
 COLUMN_TITLES = {
-    "spec": "spec", "evaluations_per_step": "evals/step", "ms_per_step": "ms/step",
+    "spec": "spec", "evaluations_per_step": "evals/step", "ms_per_force_call": "ms/force call",
     "cost_vs_raw": "cost vs raw", "A_energy_eV": "A energy (eV)", "A_forces_eVA": "A forces (eV/A)",
     "B_forces_1plus": "B forces (1,+)", "max_dL_amuA2ps": "max |dL| NVE (amu A2/ps)",
     "max_net_force_eVA": "max net force (eV/A)", "mlipaudit_nve_score": "MLIP Audit NVE score",
