@@ -24,7 +24,8 @@ def section(result: dict, model: dict, command: str, note: str) -> str:
     s = result["settings"]
     lines = [HEADING, "",
              f"`{command}` (mode `{result['mode']}`, seed {result['seed']}; the whole audit of "
-             f"{len(result['models'])} model(s) took {result['wall_s'] / 60:.0f} min{note}). On "
+             f"{len(result['models'])} model(s) took {result.get('wall_s_total', result['wall_s']) / 60:.0f} min"
+             f"{note}). On "
              f"`{Path(model['structure']).name}`: NVE at {', '.join(f'{x:g}' for x in s['nve_timesteps_fs'])} fs "
              f"for {s['nve_duration_fs']:g} fs, NVT at {', '.join(f'{x:g}' for x in s['nvt_temperatures_K'])} K "
              f"for {s['nvt_duration_fs']:g} fs, dynamic equivariance over {s['dynamic_duration_fs']:g} fs "

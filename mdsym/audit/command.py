@@ -37,6 +37,9 @@ def run_audit(models, out, structure=None, specs=DEFAULT_SPECS, mode: str = "sta
               "threshold_A": _threshold(), "models": [b.collect() for b in batteries]}
     result["leaderboard"] = [row for model in result["models"] for row in model["rows"]]
     result["wall_s"] = time.monotonic() - started
+    previous = out / "audit.json"  # a resumed audit adds its time to what the earlier passes took
+    earlier = json.loads(previous.read_text()).get("wall_s_total", 0.0) if previous.exists() else 0.0
+    result["wall_s_total"] = earlier + result["wall_s"]
     out.mkdir(parents=True, exist_ok=True)
     result["plots"] = [plot_scorecard(model, out) for model in result["models"]]
     (out / "audit.json").write_text(json.dumps(result, indent=2, default=_json_default))

@@ -49,7 +49,8 @@ def table(rows, with_model: bool) -> list:
 def markdown(result: dict) -> str:
     s = result["settings"]
     lines = ["# mdsym audit", "",
-             f"Mode `{result['mode']}`, seed {result['seed']}, {result['wall_s']:.0f} s. "
+             f"Mode `{result['mode']}`, seed {result['seed']}, {result['wall_s']:.0f} s "
+             f"({result.get('wall_s_total', result['wall_s']):.0f} s with the passes it resumed). "
              f"NVE at {', '.join(f'{x:g}' for x in s['nve_timesteps_fs'])} fs for {s['nve_duration_fs']:g} fs "
              f"(figures: the middle timestep; MLIP Audit NVE score: mean over the three); NVT at "
              f"{', '.join(f'{x:g}' for x in s['nvt_temperatures_K'])} K for {s['nvt_duration_fs']:g} fs "
