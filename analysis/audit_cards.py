@@ -13,7 +13,7 @@ import json
 import re
 from pathlib import Path
 
-from mdsym.audit import table
+from mdsym.audit import DEFAULT_SPECS, table
 from mdsym.models import shipped
 
 CARDS = Path(__file__).resolve().parent.parent / "inputs" / "models"
@@ -48,6 +48,9 @@ def main():
     result = json.loads((args.out / "audit.json").read_text())
     names = [m["model"] for m in result["models"]]
     command = f"mdsym audit {' '.join(names)}" + (" --fast" if result["mode"] == "fast" else "")
+    if list(result["specs"]) != ["none"] + [x for x in DEFAULT_SPECS if x != "none"]:
+        command += f" --specs {','.join(result['specs'])}"
+
     for model in result["models"]:
         if model["model"] not in shipped.names():
             continue
