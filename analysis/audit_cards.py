@@ -59,7 +59,7 @@ def main():
         new = section(result, model, command, args.note)
         pattern = re.compile(rf"^{re.escape(HEADING)}\n.*?(?=^## |\Z)", re.S | re.M)
         text = pattern.sub(new + "\n", text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + new
-        card.write_text(text)
+        card.write_text(text.rstrip("\n") + "\n")
         print(f"{card}: {HEADING} written")
 
 
