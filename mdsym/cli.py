@@ -238,3 +238,5 @@ main.add_command(analyze)
 main.add_command(compare)
 from .analysis.commands import study  # noqa: E402
 main.add_command(study)
+from .audit import audit  # noqa: E402
+main.add_command(audit)

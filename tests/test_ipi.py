@@ -52,9 +52,10 @@ def cluster_with_velocities(seed=1, temperature=300.0):
     return atoms
 
 
-def run_ipi_input(tmp_path, xml, clients, timeout=120.0):
-    """Run i-PI on ``xml`` with the client commands (mdsym's supervisor); return their logs."""
-    finished = run_input(tmp_path, xml, clients, timeout=timeout)
+def run_ipi_input(tmp_path, xml, clients, timeout=120.0, settle=0.0):
+    """Run i-PI on ``xml`` with the client commands (mdsym's supervisor); return their logs.
+    ``settle``: seconds the clients get to start (import torch) before i-PI opens."""
+    finished = run_input(tmp_path, xml, clients, timeout=timeout, settle=settle)
     assert finished.returncode is not None, "i-PI did not finish in time"
     log = finished.log
     assert finished.returncode == 0 and "Traceback" not in log, log[-2000:]
@@ -146,7 +147,8 @@ def test_ffrotations_over_two_serves_matches_in_driver_averaging(tmp_path):
     ase.io.write(tmp_path / "structure.xyz", atoms)
     serve = SERVE + ["--model", model, "--structure", str(tmp_path / "structure.xyz"),
                      "--unix", name, "--wait", "60"]
-    logs = run_ipi_input(tmp_path, xml, [serve, serve])
+    # both clients must be up before i-PI starts, or one may serve the whole single step
+    logs = run_ipi_input(tmp_path, xml, [serve, serve], settle=15.0)
     step = first_step(tmp_path, atoms)
     forces = step["forces"] * p.AU_FORCE
     energy = step["thermo"][2] * p.HARTREE

@@ -52,7 +52,7 @@ def _options(function):
 def analyze(run_dir, out, every, degree, content, no_equivariance, model, batch_size, yes, layers,
             as_json):
     """Analyse a run directory: drift, angular momentum, equivariance, equipartition, structure."""
-    from .report import analyze_run
+    from .report import _g, analyze_run
 
     if not no_equivariance:
         _check_cost(degree, yes)
@@ -69,6 +69,13 @@ def analyze(run_dir, out, every, degree, content, no_equivariance, model, batch_
     d = report.get("drift")
     if d:
         click.echo(f"  drift {d['slope_meV_atom_ps']:.4g} meV/atom/ps, drift/std(K) {d['ratio']:.3g}")
+    f = report.get("field", {})
+    if "mlipaudit_nve" in f:
+        click.echo(f"  public audits: MLIP Audit NVE score {_g(f['mlipaudit_nve']['score'])} "
+                   f"(ratio {_g(f['mlipaudit_nve']['ratio'])}), stability score "
+                   f"{_g(f['mlipaudit_stability'].get('score'))}; ml-peg drift "
+                   f"{_g(f['mlpeg_drift_meV_atom_ps'])} meV/atom/ps; nvalchemi drift "
+                   f"{_g(f['nvalchemi']['energy_drift_per_atom_per_ns'])} eV/atom/ns")
     a = report.get("angular_momentum")
     if a:
         if a.get("conserved"):
@@ -101,7 +108,7 @@ def analyze(run_dir, out, every, degree, content, no_equivariance, model, batch_
 def compare(run_dirs, reference, out, reanalyze, every, degree, content, no_equivariance, model,
             batch_size, yes, as_json):
     """Compare runs: one table and overlaid plots, one column per run."""
-    from .compare import compare_runs, table
+    from .compare import compare_runs, field_table, table
 
     if not no_equivariance:
         _check_cost(degree, yes)
@@ -111,10 +118,10 @@ def compare(run_dirs, reference, out, reanalyze, every, degree, content, no_equi
     if as_json:
         click.echo(json.dumps(result, indent=2, default=str))
         return
-    rows = table(result)
-    widths = [max(len(r[k]) for r in rows) for k in range(len(rows[0]))]
-    for row in rows:
-        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+    for rows in (table(result), field_table(result)):
+        widths = [max(len(r[k]) for r in rows) for k in range(len(rows[0]))]
+        for row in rows:
+            click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
     click.echo(f"report: {Path(out) / 'comparison.md'}")
 
 

@@ -90,6 +90,7 @@ def compare_runs(paths, out="comparison", reference=None, reanalyze: bool = Fals
             "status": report.get("status"),
             "time_to_failure_fs": report.get("time_to_failure_fs"),
             "notes": report.get("notes", []),
+            **field_columns(report.get("field") or {}),
         })
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -98,6 +99,26 @@ def compare_runs(paths, out="comparison", reference=None, reanalyze: bool = Fals
     (out / "comparison.json").write_text(json.dumps(result, indent=2, default=_json_default))
     (out / "comparison.md").write_text(markdown(result))
     return result
+
+
+def field_columns(field: dict) -> dict:
+    """The public audits' headline figures of one run (``field_scores.of_run``)."""
+    nve = field.get("mlipaudit_nve", {})
+    return {"mlipaudit_nve_ratio": nve.get("ratio"), "mlipaudit_nve_score": nve.get("score"),
+            "mlpeg_drift_meV_atom_ps": field.get("mlpeg_drift_meV_atom_ps"),
+            "nvalchemi_drift_eV_atom_ns": field.get("nvalchemi", {}).get("energy_drift_per_atom_per_ns"),
+            "mlipaudit_stability_score": field.get("mlipaudit_stability", {}).get("score")}
+
+
+def field_table(result: dict) -> list:
+    """The public audits' figures as rows of strings: a header, then one row per run."""
+    lines = [["run", "MLIP Audit NVE ratio", "MLIP Audit NVE score", "ml-peg drift (meV/atom/ps)",
+              "nvalchemi drift (eV/atom/ns)", "MLIP Audit stability score"]]
+    for row in result["runs"]:
+        lines.append([row["label"]] + [_g(row.get(k)) for k in (
+            "mlipaudit_nve_ratio", "mlipaudit_nve_score", "mlpeg_drift_meV_atom_ps",
+            "nvalchemi_drift_eV_atom_ns", "mlipaudit_stability_score")])
+    return lines
 
 
 def table(result: dict) -> list:
@@ -123,6 +144,10 @@ def markdown(result: dict) -> str:
     lines.append("|---" * len(rows[0]) + "|")
     for row in rows[1:]:
         lines.append("| " + " | ".join(row) + " |")
+    field = field_table(result)
+    lines += ["", "## Figures of the public audits (definitions: `mdsym/analysis/field_scores.py`)", "",
+              "| " + " | ".join(field[0]) + " |", "|---" * len(field[0]) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in field[1:]]
     notes = [(r["label"], n) for r in result["runs"] for n in r["notes"]]
     if notes:
         lines += ["", "## Notes", ""] + [f"- {label}: {note}" for label, note in notes]

@@ -67,6 +67,11 @@ def analyze_run(path, out=None, every=None, degree: int = 2, content: bool = Fal
         series.update(thermo_time_ps=t, conserved_eV=run.thermo["conserved_eV"],
                       kinetic_eV=run.thermo["kinetic_eV"], potential_eV=run.thermo["potential_eV"])
 
+    # the public audits' figures (MLIP Audit, ml-peg, nvalchemi): field_scores
+    from .field_scores import of_run as field_figures
+
+    report["field"] = field_figures(run)
+
     if run.n_frames:
         if np.isnan(run.velocities).any() or np.isnan(run.forces).any():
             notes.append(f"{run.path / 'trajectory.trr'} lacks velocities or forces in some frames")
@@ -320,6 +325,7 @@ def markdown(report: dict) -> str:
         if d.get("ensemble") and str(d["ensemble"]).lower() == "nvt":
             lines.append("\nNVT: the conserved quantity includes the thermostat's exchanged energy.")
         lines.append("\n![energy](energy.png)")
+    lines += field_markdown(report.get("field"))
     a = report.get("angular_momentum")
     if a:
         lines += ["", "## Angular momentum, torque, net force", ""]
@@ -387,3 +393,30 @@ def markdown(report: dict) -> str:
                                   for layer in last["layers"]) + ".",
                       "\n![hidden layers](hidden_layers.png)"]
     return "\n".join(lines) + "\n"
+
+
+def field_markdown(field) -> list:
+    """The public audits' figures (``field_scores.of_run``) as a markdown section."""
+    if not field:
+        return []
+    if "skipped" in field:
+        return ["", "## Figures of the public audits", "", f"Not computed: {field['skipped']}."]
+    nve, nv, st = field["mlipaudit_nve"], field["nvalchemi"], field["mlipaudit_stability"]
+    lines = ["", "## Figures of the public audits", "",
+             "Definitions and sources: `mdsym/analysis/field_scores.py`"
+             + (" (NVT: over the thermostat's conserved quantity)." if field.get("ensemble") == "nvt" else "."),
+             "", "| figure | value |", "|---|---|",
+             f"| MLIP Audit NVE: drift / std(K) | {_g(nve['ratio'])} |",
+             f"| MLIP Audit NVE score (0-1) | {_g(nve['score'])} |",
+             f"| ml-peg drift (meV/atom/ps) | {_g(field['mlpeg_drift_meV_atom_ps'])} |",
+             f"| nvalchemi drift (eV/atom/ns, fitted) | {_g(nv['energy_drift_per_atom_per_ns'])} |",
+             f"| nvalchemi RMS fluctuation about the fit (eV/atom) | {_g(nv['energy_fluctuation_per_atom'])} |",
+             f"| nvalchemi max excursion (eV/atom) | {_g(nv['max_energy_excursion_per_atom'])} |",
+             f"| nvalchemi first divergence step | {nv['first_divergence_step'] if nv['first_divergence_step'] is not None else 'none'} |",
+             f"| nvalchemi max momentum drift (amu A/ps) | {_g(nv['max_momentum_drift'])} |"]
+    if "score" in st:
+        lines += [f"| MLIP Audit explosion frame / H detachment frame | {st['explosion_frame']} / "
+                  f"{st['hydrogen_drift_frame']} (of {st['expected_frames']} expected frames) |",
+                  f"| MLIP Audit stability score (0-1) | {_g(st['score'])}"
+                  + (" (stopped by mdsym's monitors)" if st["stopped_by_mdsym"] else "") + " |"]
+    return lines

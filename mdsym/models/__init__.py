@@ -9,6 +9,9 @@
   ``<kind><degree>[-]=<strength in eV>`` with kind ``bond`` / ``vector`` (energy,
   ``-`` for a pseudo-tensor term) or ``direct`` (a non-conservative force term);
 - the short name of a model shipped with mdsym (``mdsym.models.shipped``);
+- ``path/to/file.py:Name``: the object ``Name`` of a Python file (what i-PI users
+  pass as ``-P file.py``): an ASE calculator, a torch module or an mdsym model, or
+  a class or function that returns one when called without arguments;
 - a path to a ``.pt`` file: a metatomic model, or a TorchScript native model.
 
 ``device`` and ``dtype`` say where the model runs and in which precision
@@ -83,6 +86,9 @@ def load_model(spec, forces: str = "auto", device=None, dtype=None) -> Model:
     text = str(spec)
     if text == "analytic" or text.startswith("analytic:"):
         return NativeModel(parse_analytic(text), name=text, **placement)
+    python = _PYTHON_OBJECT.match(text)
+    if python:
+        return load_python(python["path"], python["name"], **placement)
     from . import shipped
 
     if text in shipped.names():
@@ -94,6 +100,51 @@ def load_model(spec, forces: str = "auto", device=None, dtype=None) -> Model:
         f"unknown model {text!r}: give a file, 'analytic[:...]' or one of the shipped "
         f"models: {', '.join(shipped.names()) or '(none installed)'}"
     )
+
+
+_PYTHON_OBJECT = re.compile(r"^(?P<path>.+\.py)(?::(?P<name>[A-Za-z_][A-Za-z0-9_]*))?$")
+
+
+def load_python(path, name, forces: str = "auto", device=None, dtype=None) -> Model:
+    """The object ``name`` of the Python file ``path`` as an mdsym model."""
+    import importlib.util
+
+    from ase.calculators.calculator import BaseCalculator
+
+    path = Path(path)
+    if not path.is_file():
+        raise MdsymError(f"model file not found: {path}")
+    if not name:
+        raise MdsymError(f"name the object to load from {path}: {path}:NAME "
+                         "(an ASE calculator, a torch module, or a class or function returning one)")
+    spec = importlib.util.spec_from_file_location(f"mdsym_user_model_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as error:
+        raise MdsymError(f"cannot import {path}: {type(error).__name__}: {error}") from None
+    if not hasattr(module, name):
+        raise MdsymError(f"{path} defines no {name!r}")
+    found = getattr(module, name)
+    if not isinstance(found, (Model, BaseCalculator, torch.nn.Module)) and callable(found):
+        try:
+            found = found()
+        except Exception as error:
+            raise MdsymError(f"{path}:{name}() failed: {type(error).__name__}: {error}") from None
+    if isinstance(found, BaseCalculator):
+        from .ase_calculator import ASECalculatorModel
+
+        model = ASECalculatorModel(found, name=f"{path.name}:{name}")
+        _check_placed(model, device, dtype)
+        return model
+    if isinstance(found, torch.nn.Module):
+        return NativeModel(found, name=f"{path.name}:{name}", forces=forces, device=device,
+                           dtype=dtype)
+    if isinstance(found, Model):
+        _check_placed(found, device, dtype)
+        return found
+    raise MdsymError(f"{path}:{name} is a {type(found).__name__}, not an ASE calculator, a torch module "
+                     "or an mdsym model")
 
 
 def load_file(path, name=None, forces: str = "auto", device=None, dtype=None) -> Model:
@@ -133,4 +184,4 @@ def _check_placed(model: Model, device, dtype) -> None:
 
 
 __all__ = ["Model", "TorchModel", "NativeModel", "AnalyticModel", "SpuriousTerm",
-           "load_model", "load_torchscript", "parse_analytic"]
+           "load_model", "load_python", "load_torchscript", "parse_analytic"]
