@@ -177,14 +177,15 @@ def test_a_run_stopped_by_mdsyms_monitors_is_scored_as_exploded_at_its_last_fram
               "kinetic_eV": 0.3 + alternating(31, 0.01), "conserved_eV": -9.7 + 0.001 * steps,
               "temperature_K": np.full(31, 300.0), "px": np.zeros(31), "py": np.zeros(31), "pz": np.zeros(31)}
     frames = np.repeat(ethanol.positions[None], 4, axis=0)
-    run = SimpleNamespace(config={"ensemble": "nve", "timestep_fs": 0.5, "stride": 10, "steps": 100,
-                                  "temperature_K": 300.0},
-                          thermo=thermo, n_atoms=9, n_frames=4, step=steps[::10], positions=frames,
+    from mdsym.run_config import RunConfig
+
+    config = RunConfig(ensemble="nve", timestep_fs=0.5, stride=10, steps=100, temperature_K=300.0)
+    run = SimpleNamespace(thermo=thermo, n_atoms=9, n_frames=4, step=steps[::10], positions=frames,
                           numbers=ethanol.numbers, atoms=ethanol, periodic=False, status="failed")
-    figures = fs.of_run(run)
+    figures = fs.of_run(run, config)
     stability = figures["mlipaudit_stability"]
     assert stability["stopped_by_mdsym"] and stability["expected_frames"] == 11
     assert stability["explosion_frame"] == 3 and stability["score"] == pytest.approx(0.5 * 3 / 11)
     assert figures["mlpeg_drift_meV_atom_ps"] == pytest.approx(0.001 / 0.0005 * 1000 / 9)  # eV/step -> meV/atom/ps
     run.status = "completed"
-    assert fs.of_run(run)["mlipaudit_stability"]["score"] == 1.0
+    assert fs.of_run(run, config)["mlipaudit_stability"]["score"] == 1.0

@@ -410,8 +410,9 @@ def nvalchemi_stability(steps, total_eV, momenta, n_atoms: int, timestep_fs: flo
 # ------------------------------------------------------------- one run directory
 
 
-def of_run(run) -> dict:
-    """Every field figure above for one run (a ``trajectory.RunData``).
+def of_run(run, config) -> dict:
+    """Every field figure above for one run (a ``trajectory.RunData``) made with
+    ``config`` (its ``RunConfig``; None: another mdsym wrote it, and they are skipped).
 
     Energies and momenta come from thermo.csv (every step), positions from the
     frames (every ``stride`` steps), temperatures at the frames' steps. For NVT the
@@ -424,9 +425,10 @@ def of_run(run) -> dict:
     they stopped before MLIP Audit's criteria fired is scored as exploded at its last
     frame (``stopped_by_mdsym``), the stricter reading.
     """
-    config = run.config
+    if config is None:
+        return {"skipped": "run.json's configuration is not readable by this mdsym"}
     thermo = run.thermo
-    out = {"ensemble": config.get("ensemble")}
+    out = {"ensemble": config.ensemble}
     if thermo is None or len(thermo["step"]) < 2:
         out["skipped"] = "no thermo.csv rows to fit"
         return out
@@ -438,22 +440,20 @@ def of_run(run) -> dict:
     out["mlipaudit_nve"] = mlipaudit_nve(t_ps[finite], total[finite], kinetic[finite])
     out["mlpeg_drift_meV_atom_ps"] = mlpeg_drift(t_ps, total, run.n_atoms)
     out["nvalchemi"] = nvalchemi_stability(thermo["step"], total, momenta, run.n_atoms,
-                                           float(config.get("timestep_fs") or 1.0), finite)
-    out["mlipaudit_stability"] = _stability_of_run(run)
+                                           config.timestep_fs, finite)
+    out["mlipaudit_stability"] = _stability_of_run(run, config)
     return out
 
 
-def _stability_of_run(run) -> dict:
-    config = run.config
+def _stability_of_run(run, config) -> dict:
     if run.n_frames == 0:
         return {"skipped": "no frames"}
-    stride = max(1, int(config.get("stride") or 1))
-    expected = int(config.get("steps") or 0) // stride + 1
+    expected = config.steps // config.stride + 1
     steps = np.asarray(run.thermo["step"]).astype(int)
     temperature = np.asarray(run.thermo["temperature_K"], float)
     at_step = dict(zip(steps.tolist(), temperature.tolist()))
     frame_temps = np.array([at_step.get(int(s), np.nan) for s in run.step])
-    target = float(config.get("temperature_K") or frame_temps[0])
+    target = config.temperature_K or float(frame_temps[0])
     explosion = mlipaudit_explosion_frame(frame_temps, target)
     drift_frame, hydrogen = -1, -1
     cell = run.atoms.cell.array if run.periodic else None

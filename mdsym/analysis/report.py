@@ -70,7 +70,7 @@ def analyze_run(path, out=None, every=None, degree: int = 2, content: bool = Fal
     # the public audits' figures (MLIP Audit, ml-peg, nvalchemi): field_scores
     from .field_scores import of_run as field_figures
 
-    report["field"] = field_figures(run)
+    report["field"] = field_figures(run, config)
 
     if run.n_frames:
         if np.isnan(run.velocities).any() or np.isnan(run.forces).any():

@@ -144,11 +144,14 @@ class Battery:
         from ..analysis.report import analyze_run
         from ..analysis.study import run_one
 
+        from ..run_config import RunConfig
+
         info = path / "run.json"
         if info.exists():
-            held = json.loads(info.read_text()).get("config", {})
+            held = RunConfig.from_json(json.loads(info.read_text()).get("config"), where=info, partial=True)
+            wanted = RunConfig.coerce(config)
             differ = [k for k in ("model", "symmetrize", "ensemble", "timestep_fs", "steps", "temperature_K",
-                                  "seed") if str(held.get(k)) != str(config[k])]
+                                  "seed") if getattr(held, k) != getattr(wanted, k)]
             if differ:
                 raise MdsymError(f"{path} holds a run with other settings ({', '.join(differ)}): "
                                  "audit into another --out")
