@@ -96,10 +96,11 @@ def nve_positions(atoms, model, symmetrize, timestep_fs: float, steps: int, stri
     """Run NVE from ``atoms`` (positions and momenta as given); positions every
     ``stride`` steps in float64. A non-finite model output ends the run early."""
     from ..engines.ase_md import make_integrator
+    from ..run_config import RunConfig
 
     atoms = atoms.copy()
     atoms.calc = MdsymCalculator(model, symmetrize, batch_size=batch_size, seed=seed)
-    dynamics = make_integrator(atoms, {"ensemble": "nve", "timestep_fs": timestep_fs}, seed)
+    dynamics = make_integrator(atoms, RunConfig(ensemble="nve", timestep_fs=timestep_fs), seed)
     frames, steps_at = [], []
 
     def record():
