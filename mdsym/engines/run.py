@@ -48,7 +48,11 @@ def validate(config: dict) -> dict:
         raise MdsymError("--stride must be >= 1")
     if config.get("ensemble") == "nvt" and not config.get("temperature_K"):
         raise MdsymError("nvt needs a positive --temperature")
-    config["symmetrize"] = str(SymmetrizeSpec.parse(config.get("symmetrize")))
+    spec = SymmetrizeSpec.parse(config.get("symmetrize"))
+    if spec.mts_interval and config["engine"] != "ase":
+        raise MdsymError(f"mts:{spec.mts_interval} (multiple time stepping) runs in the ASE engine "
+                         "only: use --engine ase")
+    config["symmetrize"] = str(spec)
     return config
 
 
