@@ -195,12 +195,12 @@ def test_nettorque_with_mts_conserves_angular_momentum_at_every_step(tmp_path):
 
 def test_auto_degree_under_mts_is_logged_in_run_json_and_thermo(tmp_path):
     out = tmp_path / "run"
-    info = run_md(config(model="analytic:vector3=0.002", symmetrize="mts:4+o3:auto:0.001:100",
+    info = run_md(config(model="analytic:bond2=0.02", symmetrize="mts:4+o3:auto:0.001:100",
                          steps=20), out)
     log = info["segments"][0]["degree_log"]
-    assert log[0]["step"] == 0 and log[0]["degree"] == 3 and log[0]["previous"] is None
+    assert log[0]["step"] == 0 and log[0]["degree"] == 2 and log[0]["previous"] is None
     assert json.loads((out / "run.json").read_text())["segments"][0]["degree_log"] == log
-    assert np.all(rows(out)["symmetrize_degree"] == 3)
+    assert np.all(rows(out)["symmetrize_degree"] == 2)
 
 
 def test_stress_correction_is_symmetrized_minus_raw(small_crystal):
