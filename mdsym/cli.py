@@ -119,7 +119,8 @@ def equivariance(model, structure, degree, symmetrize, so3, forces, batch_size, 
               help="none, random, o3:L, so3:L, o3:L:rotated (grid turned at random every step), "
                    f"o3:auto[:TOL[:N]] (lowest degree with predicted force error < TOL, default "
                    f"{DEFAULT_TOLERANCE_EVA} eV/A, re-checked every N = {DEFAULT_RECHECK_CALLS} "
-                   "calls), [mts:K+] (raw model every step, the correction every K steps), "
+                   "calls), [mts:K[:direct]+] (raw or direct forces every step, the correction to "
+                   "the symmetrized or conservative ones every K steps), "
                    "[+netforce][+nettorque].")
 @click.option("--forces", type=click.Choice(["auto", "conservative", "direct"]), default="auto",
               show_default=True)

@@ -24,6 +24,9 @@ Specs (``SymmetrizeSpec.parse``), joined with ``+``:
 - ``mts:K``: multiple time stepping (``mdsym.engines.mts``): the raw model drives
   every step and the correction towards the rest of the spec is an impulse every
   ``K`` steps. A way to integrate, not a model: ``mdsym run`` (ASE engine) only;
+  ``mts:K:direct``: the model's direct forces drive every step and the correction
+  goes to its conservative forces, symmetrized as the rest of the spec says, if
+  at all (Bigi, Langer, Ceriotti, "The dark side of the forces", 2024);
 - ``netforce``: remove the net force (mass weighted, as a uniform acceleration);
 - ``nettorque``: remove the net torque about the centre of mass (isolated only).
   With ``mts:K`` the fixes apply to the raw force of every step and to the
@@ -68,6 +71,7 @@ class SymmetrizeSpec:
     tolerance: float = auto_degree.DEFAULT_TOLERANCE_EVA  # auto: eV/Angstrom
     recheck: int = auto_degree.DEFAULT_RECHECK_CALLS  # auto: calls between measurements
     mts_interval: int = 0  # mts:K; 0 for plain (single time step) dynamics
+    mts_direct: bool = False  # mts:K:direct: direct forces inside, conservative outside
     remove_net_force: bool = False
     remove_net_torque: bool = False
 
@@ -96,7 +100,7 @@ class SymmetrizeSpec:
                 modes.append(part)
                 fields.update(_parse_grid(part, text))
             elif part.startswith("mts:"):
-                fields["mts_interval"] = _parse_mts(part, text)
+                fields["mts_interval"], fields["mts_direct"] = _parse_mts(part, text)
             else:
                 raise MdsymError(
                     f"unknown symmetrization {part!r} in {text!r}; use none, random, "
@@ -106,10 +110,11 @@ class SymmetrizeSpec:
         if len(modes) > 1:
             raise MdsymError(f"{text!r} names more than one symmetrization ({', '.join(modes)}): keep one")
         spec = cls(**fields)
-        if spec.mts_interval and spec.mode not in ("grid", "auto", "random"):
+        if spec.mts_interval and not spec.mts_direct and spec.mode not in ("grid", "auto", "random"):
             raise MdsymError(
                 f"{text!r}: mts:{spec.mts_interval} needs a symmetrization to correct the raw "
-                "model towards: add o3:L, so3:L, o3:auto or random (e.g. mts:8+o3:3)"
+                "model towards: add o3:L, so3:L, o3:auto or random (e.g. mts:8+o3:3), "
+                "or use mts:K:direct (direct forces inside, conservative outside)"
             )
         return spec
 
@@ -120,7 +125,7 @@ class SymmetrizeSpec:
 
     def outer(self) -> "SymmetrizeSpec":
         """Under ``mts:K``: the symmetrized model the impulses correct towards."""
-        return dataclasses.replace(self, mts_interval=0)
+        return dataclasses.replace(self, mts_interval=0, mts_direct=False)
 
     def evaluations_per_call(self) -> int:
         """Model evaluations one symmetrized call makes (rotated copies); for ``auto``
@@ -134,7 +139,7 @@ class SymmetrizeSpec:
     def __str__(self) -> str:
         parts = []
         if self.mts_interval:
-            parts.append(f"mts:{self.mts_interval}")
+            parts.append(f"mts:{self.mts_interval}" + (":direct" if self.mts_direct else ""))
         if self.mode == "random":
             parts.append("random" if self.inversion else "random-so3")
         elif self.mode in ("grid", "auto"):
@@ -192,11 +197,14 @@ def _parse_grid(part: str, text) -> dict:
     return fields
 
 
-def _parse_mts(part: str, text) -> int:
-    interval = part.partition(":")[2]
+def _parse_mts(part: str, text) -> tuple:
+    """``(K, direct)`` of ``mts:K[:direct]``."""
+    _, interval, *options = part.split(":")
     if not interval.isdigit() or int(interval) < 1:
         raise MdsymError(f"{part!r} in {text!r}: mts:K needs a whole number of steps K >= 1")
-    return int(interval)
+    if options not in ([], ["direct"]):
+        raise MdsymError(f"{part!r} in {text!r}: mts:K takes one option, direct")
+    return int(interval), options == ["direct"]
 
 
 def _is_number(text: str) -> bool:

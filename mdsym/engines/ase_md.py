@@ -124,8 +124,12 @@ def run_ase(config: dict, rundir: RunDirectory, resume: bool = False, progress=N
     batch_size = config.get("batch_size")
     mts = None
     if spec.mts_interval:  # the raw model drives every step, the symmetrizer corrects
-        atoms.calc = MdsymCalculator(model, spec.inner(), batch_size=batch_size, seed=segment_seed)
-        mts = {"symmetrizer": Symmetrizer(model, spec.outer(), batch_size=batch_size, seed=segment_seed),
+        inner, outer = model, model
+        if spec.mts_direct:  # direct forces inside, conservative ones outside
+            inner = load_model(config["model"], forces="direct")
+            outer = load_model(config["model"], forces="conservative")
+        atoms.calc = MdsymCalculator(inner, spec.inner(), batch_size=batch_size, seed=segment_seed)
+        mts = {"symmetrizer": Symmetrizer(outer, spec.outer(), batch_size=batch_size, seed=segment_seed),
                "interval": spec.mts_interval, "phase": start_step % spec.mts_interval,
                "correction": held if held["energy"] is not None else None}
     else:

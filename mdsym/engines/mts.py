@@ -18,6 +18,11 @@ forces; the stress too with ``with_stress``). One outer step of length ``K dt``:
 ``dF(x')`` serves the closing kick of one outer step and the opening kick of the
 next: an outer step costs K raw evaluations and one symmetrized call.
 
+``mts:K:direct`` (Bigi, Langer, Ceriotti, "The dark side of the forces", 2024):
+``atoms.calc`` gives the model's direct forces (no backward pass) and
+``symmetrizer`` wraps the same model's conservative forces, symmetrized or not:
+the dynamics is that of the conservative model, paid mostly at the direct price.
+
 - ``K = 1`` is velocity Verlet with ``F_sym``; ``dF = 0`` (an exactly invariant
   model) is velocity Verlet with ``F_raw``, step for step.
 - Energy: for a conservative model the integrator is symplectic and what it

@@ -52,6 +52,9 @@ def validate(config: dict) -> dict:
     if spec.mts_interval and config["engine"] != "ase":
         raise MdsymError(f"mts:{spec.mts_interval} (multiple time stepping) runs in the ASE engine "
                          "only: use --engine ase")
+    if spec.mts_direct and config.get("forces") == "conservative":
+        raise MdsymError("mts:K:direct runs the direct forces inside and the conservative ones "
+                         "outside: drop --forces conservative")
     config["symmetrize"] = str(spec)
     return config
 
