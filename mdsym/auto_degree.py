@@ -36,7 +36,7 @@ import numpy as np
 #: below the force errors of ML potentials (tens of meV/A), above round-off
 DEFAULT_TOLERANCE_EVA = 0.01
 #: ``o3:auto`` measures again after this many symmetrized calls (steps of plain
-#: MD, outer steps under ``mts:K``)
+#: MD, outer steps under ``mts:K``), and at the first call of every run segment
 DEFAULT_RECHECK_CALLS = 200
 #: the largest degree ``o3:auto`` chooses; measuring the content up to it takes
 #: ``len(metrics_quadrature(MAX_DEGREE))`` evaluations (416 over O(3))

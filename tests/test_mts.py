@@ -215,3 +215,32 @@ def test_stress_correction_is_symmetrized_minus_raw(small_crystal):
     raw = small_crystal.calc.results["stress_3x3"]
     assert np.abs(correction["stress"] - (symmetrized.results["stress_3x3"] - raw)).max() < 1e-12
     assert np.abs(correction["stress"]).max() > 1e-5
+
+
+def test_direct_forces_inside_conservative_correction_outside(tmp_path):
+    """mts:K:direct (Bigi, Langer, Ceriotti 2024): the analytic direct1 term is a
+    non-conservative force. Driven by it alone, NVE does not conserve energy; with
+    the correction to the conservative forces every K steps the conservative
+    model's total energy is conserved at outer steps, and K = 1 is the conservative
+    model step for step."""
+    spec = "analytic:direct1=0.3"
+    direct, conservative = load_model(spec, forces="direct"), load_model(spec, forces="conservative")
+    a = cluster()
+    a.calc = MdsymCalculator(conservative, "none")
+    plain = trajectory(VelocityVerlet(a, DT_FS * units.fs), a, 30)
+    b = cluster()
+    b.calc = MdsymCalculator(direct, "none")
+    multiple = trajectory(MultipleTimeStepVerlet(b, DT_FS * units.fs, Symmetrizer(conservative), 1), b, 30)
+    assert np.abs(plain[0] - multiple[0]).max() < 1e-10
+
+    raw = tmp_path / "raw"
+    run_md(config(model=spec, symmetrize="none", forces="direct"), raw)
+    drift = np.abs(rows(raw)["conserved_eV"] - rows(raw)["conserved_eV"][0]).max()
+    out = tmp_path / "mts"
+    run_md(config(model=spec, symmetrize="mts:4:direct"), out)
+    thermo = rows(out)
+    energy = thermo["conserved_eV"][thermo["step"] % 4 == 0]
+    assert np.abs(energy - energy[0]).max() / 55 < 1e-4
+    assert drift > 10 * np.abs(energy - energy[0]).max()
+    with pytest.raises(MdsymError, match="drop --forces conservative"):
+        run_md(config(model=spec, symmetrize="mts:4:direct", forces="conservative"), tmp_path / "bad")
