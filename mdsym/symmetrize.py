@@ -57,9 +57,6 @@ from .models.base import Model
 from .rotations import back_rotate_tensors, back_rotate_vectors
 from .system import System
 
-#: the quadrature families a grid spec may name (``mdsym.quadrature.by_name``)
-GRID_FAMILIES = ("cheapest", "lebedev", "gauss-legendre")
-
 
 @dataclass(frozen=True)
 class SymmetrizeSpec:
@@ -84,7 +81,7 @@ class SymmetrizeSpec:
         parts = [p.strip().lower() for p in str(text).split("+") if p.strip()]
         if not parts:
             return cls()
-        fields, modes = {}, []
+        fields, modes, intervals = {}, [], []
         for part in parts:
             if part == "netforce":
                 fields["remove_net_force"] = True
@@ -100,6 +97,7 @@ class SymmetrizeSpec:
                 modes.append(part)
                 fields.update(_parse_grid(part, text))
             elif part.startswith("mts:"):
+                intervals.append(part)
                 fields["mts_interval"], fields["mts_direct"] = _parse_mts(part, text)
             else:
                 raise MdsymError(
@@ -107,8 +105,9 @@ class SymmetrizeSpec:
                     "random-so3, o3:L, so3:L, o3:L:rotated, o3:auto, mts:K, netforce, "
                     "nettorque joined with '+'"
                 )
-        if len(modes) > 1:
-            raise MdsymError(f"{text!r} names more than one symmetrization ({', '.join(modes)}): keep one")
+        for kind, named in (("symmetrization", modes), ("time stepping", intervals)):
+            if len(named) > 1:
+                raise MdsymError(f"{text!r} names more than one {kind} ({', '.join(named)}): keep one")
         spec = cls(**fields)
         if spec.mts_interval and not spec.mts_direct and spec.mode not in ("grid", "auto", "random"):
             raise MdsymError(
@@ -164,14 +163,15 @@ def _parse_grid(part: str, text) -> dict:
     for option in options:
         if option == "rotated":
             fields["rotated"] = True
-        elif option in GRID_FAMILIES:
+        elif _is_family(option):
             fields["family"] = option
         elif degree_text == "auto" and _is_number(option):
             numbers.append(option)
         else:
             raise MdsymError(
                 f"unknown option {option!r} of {part!r} in symmetrization {text!r}: use a "
-                f"family ({', '.join(GRID_FAMILIES)}), rotated, and with auto TOL[:N]"
+                "quadrature family (cheapest, lebedev, gauss-legendre), rotated, and with "
+                "auto TOL[:N]"
             )
     if degree_text == "auto":
         if len(numbers) > 2:
@@ -205,6 +205,15 @@ def _parse_mts(part: str, text) -> tuple:
     if options not in ([], ["direct"]):
         raise MdsymError(f"{part!r} in {text!r}: mts:K takes one option, direct")
     return int(interval), options == ["direct"]
+
+
+def _is_family(text: str) -> bool:
+    """Whether ``mdsym.quadrature.by_name`` knows a family of this name."""
+    try:
+        quad.by_name(text, 0)
+    except quad.QuadratureError:
+        return False
+    return True
 
 
 def _is_number(text: str) -> bool:
