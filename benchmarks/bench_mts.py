@@ -18,7 +18,11 @@ Every figure is a ratio or a physical quantity:
   from the rows with ``step % K == 0`` only (under ``mts:K`` the velocities between
   outer steps carry the raw torque not yet paid back, see ``mdsym.engines.mts``);
 - max|dE| outer: the largest change of ``conserved_eV`` on outer rows (the
-  symmetrized model's total energy under ``mts:K``), meV.
+  symmetrized model's total energy under ``mts:K``), meV;
+- predicted cost: from one raw and one symmetrized evaluation of the model on the
+  structure, timed in interleaved rounds (``common.interleaved``, medians):
+  ``(K t_raw + t_sym) / (K t_raw)``, the MD loop's own cost left out. Whole runs
+  on a loaded machine vary by tens of percent between rounds; this ratio does not.
 
     python benchmarks/bench_mts.py [--steps 400] [--repeats 1] [--specs none o3:3 ...]
 
@@ -35,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import RESULTS, pin_threads
+from common import RESULTS, interleaved, pin_threads
 
 WARMUP = 40  # steps left out of the steady steps/s
 SPECS = ("none", "o3:3", "mts:2+o3:3", "mts:4+o3:3", "mts:8+o3:3", "mts:16+o3:3",
@@ -87,6 +91,37 @@ def evaluations_per_step(spec, auto_degrees=()) -> float:
     return 1 + per_call / parsed.mts_interval if parsed.mts_interval else per_call
 
 
+def evaluation_times(specs, model, structure) -> dict:
+    """Seconds per call of the raw model and of each spec's symmetrization (interleaved)."""
+    from mdsym import Symmetrizer, System, load_model, read_structure
+    from mdsym.cli import STRUCTURES
+    from mdsym.symmetrize import SymmetrizeSpec
+
+    loaded = load_model(model)
+    system = System.from_atoms(read_structure(STRUCTURES / structure))
+    calls = {"none": Symmetrizer(loaded, "none")}
+    for spec in specs:
+        outer = SymmetrizeSpec.parse(spec).outer()
+        if outer.mode in ("grid", "auto") and str(outer) not in calls:
+            symmetrizer = Symmetrizer(loaded, outer)
+            symmetrizer(system)  # o3:auto: its measurement, before timing
+            calls[str(outer)] = symmetrizer
+    return interleaved({name: (lambda s=s: s(system)) for name, s in calls.items()}, repeats=20,
+                       budget_s=10.0)
+
+
+def predicted_cost(spec, times) -> float:
+    from mdsym.symmetrize import SymmetrizeSpec
+
+    parsed = SymmetrizeSpec.parse(spec)
+    outer = str(parsed.outer())
+    if outer not in times:
+        return None
+    interval = parsed.mts_interval or 1
+    inner = times["none"] * (interval if parsed.mts_interval else 0)
+    return (inner + times[outer]) / (interval * times["none"])
+
+
 def measure(specs=SPECS, steps=400, repeats=1, model="pet-ethanol-noaug", structure="ethanol.xyz",
             keep=None, log=print) -> dict:
     from mdsym.engines.run import run_md
@@ -112,6 +147,8 @@ def measure(specs=SPECS, steps=400, repeats=1, model="pet-ethanol-noaug", struct
                     results[spec]["auto_degrees"] = degrees
                 log(f"{spec:24s} {speeds[spec][-1]:7.1f} steps/s steady  "
                     f"({time.monotonic() - started:.0f} s)  max|dL| {results[spec]['max_dL_analyze']:.3g}")
+    times = evaluation_times(specs, model, structure)
+    log("seconds per call: " + ", ".join(f"{k} {v * 1000:.2f} ms" for k, v in times.items()))
     raw = statistics.median(speeds["none"]) if "none" in speeds else None
     rows = []
     for spec in specs:
@@ -119,23 +156,25 @@ def measure(specs=SPECS, steps=400, repeats=1, model="pet-ethanol-noaug", struct
         rows.append({"spec": spec,
                      "evaluations_per_step": evaluations_per_step(spec, results[spec].get("auto_degrees", ())),
                      "steady_steps_per_s": speed, "cost_vs_raw": raw / speed if raw else None,
+                     "predicted_cost_vs_raw": predicted_cost(spec, times),
                      **results[spec]})
     return {"model": model, "structure": structure, "steps": steps, "timestep_fs": 0.5,
-            "repeats": repeats, "host": platform.node(),
+            "repeats": repeats, "host": platform.node(), "seconds_per_call": times,
             "measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "rows": rows}
 
 
 def markdown(result) -> str:
     lines = [f"{result['model']} on {result['structure']}, NVE, {result['steps']} steps of "
              f"{result['timestep_fs']} fs, measured {result['measured']} ({result['repeats']} round(s))", "",
-             "| spec | evaluations/step | steps/s (run.json) | steady steps/s | cost vs raw | max\\|dL\\| analyze | max\\|dL\\| every step "
+             "| spec | evaluations/step | steps/s (run.json) | steady steps/s | cost vs raw | predicted cost | max\\|dL\\| analyze | max\\|dL\\| every step "
              "| max\\|dL\\| outer steps | max\\|dE\\| outer (meV) | status |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in result["rows"]:
         spec = r["spec"] + (f" (L = {', '.join(map(str, r['auto_degrees']))})" if r.get("auto_degrees") else "")
         cost = f"{r['cost_vs_raw']:.2f}" if r["cost_vs_raw"] else "-"
+        predicted = f"{r['predicted_cost_vs_raw']:.2f}" if r.get("predicted_cost_vs_raw") else "-"
         lines.append(f"| `{spec}` | {r['evaluations_per_step']:.1f} | {r['steps_per_s_run_json']:.1f} "
-                     f"| {r['steady_steps_per_s']:.1f} | {cost} "
+                     f"| {r['steady_steps_per_s']:.1f} | {cost} | {predicted} "
                      f"| {r['max_dL_analyze']:.3g} | {r['max_dL_every_step']:.3g} | {r['max_dL_outer']:.3g} "
                      f"| {r['max_dE_outer_meV']:.3g} | {r['status']} |")
     return "\n".join(lines)
