@@ -2,8 +2,8 @@
 
 One ``mdsym run`` per spec (ASE engine, NVE, 400 steps of 0.5 fs from 300 K, seed
 0, frames every 10 steps: what a new user runs), on the weakly symmetric shipped
-``pet-ethanol-noaug`` and ``ethanol.xyz``, side by side in one process; with
-``--repeats`` > 1 the specs run in interleaved rounds and steps/s is the median.
+``pet-ethanol-noaug`` and ``ethanol.xyz``, side by side in one process, in
+``--repeats`` rounds, each bracketed by two raw runs (``measure``).
 Every figure is a ratio or a physical quantity:
 
 - steps/s: run.json's ``steps_per_s`` (wall time of the MD loop, frames and thermo
@@ -122,40 +122,57 @@ def predicted_cost(spec, times) -> float:
     return (inner + times[outer]) / (interval * times["none"])
 
 
-def measure(specs=SPECS, steps=400, repeats=1, model="pet-ethanol-noaug", structure="ethanol.xyz",
-            keep=None, log=print) -> dict:
+def run_once(spec, steps, model, structure, out) -> tuple:
+    """(steady steps/s, figures) of one run."""
     from mdsym.engines.run import run_md
 
+    clock = {}
+    info = run_md(config(spec, steps, model, structure), out,
+                  progress=lambda step, total: clock.setdefault(step, time.monotonic()))
+    steady = sorted(step for step in clock if step >= min(WARMUP, steps // 2))
+    speed = (steady[-1] - steady[0]) / (clock[steady[-1]] - clock[steady[0]])
+    result = figures(out, spec)
+    result["steps_per_s_run_json"] = info["steps_per_s"]
+    degrees = [e["degree"] for s in info["segments"] for e in s.get("degree_log", [])]
+    if degrees:
+        result["auto_degrees"] = degrees
+    return speed, result
+
+
+def measure(specs=SPECS, steps=400, repeats=1, model="pet-ethanol-noaug", structure="ethanol.xyz",
+            keep=None, log=print) -> dict:
+    """Every round runs the raw model first and last and each spec in between; a
+    spec's cost is the raw steps/s of its round (geometric mean of the two) over
+    its own, median over rounds: the load of a shared machine drifts over minutes."""
     pin_threads()
-    speeds = {spec: [] for spec in specs}
+    specs = [spec for spec in specs if spec != "none"]
+    speeds = {spec: [] for spec in ["none", *specs]}
+    ratios = {spec: [] for spec in ["none", *specs]}
     results = {}
     with tempfile.TemporaryDirectory() as scratch:
         root = Path(keep) if keep else Path(scratch)
         for round_ in range(repeats):
-            for spec in specs:
-                out = root / f"{spec.replace(':', '_').replace('+', '-')}-{round_}"
+            round_speeds = {}
+            for k, spec in enumerate(["none", *specs, "none"]):
+                out = root / f"{spec.replace(':', '_').replace('+', '-')}-{round_}-{k}"
                 started = time.monotonic()
-                clock = {}
-                info = run_md(config(spec, steps, model, structure), out,
-                              progress=lambda step, total: clock.setdefault(step, time.monotonic()))
-                steady = sorted(step for step in clock if step >= min(WARMUP, steps // 2))
-                speeds[spec].append((steady[-1] - steady[0]) / (clock[steady[-1]] - clock[steady[0]]))
-                results[spec] = figures(out, spec)
-                results[spec]["steps_per_s_run_json"] = info["steps_per_s"]
-                degrees = [e["degree"] for s in info["segments"] for e in s.get("degree_log", [])]
-                if degrees:
-                    results[spec]["auto_degrees"] = degrees
-                log(f"{spec:24s} {speeds[spec][-1]:7.1f} steps/s steady  "
-                    f"({time.monotonic() - started:.0f} s)  max|dL| {results[spec]['max_dL_analyze']:.3g}")
+                speed, results[spec] = run_once(spec, steps, model, structure, out)
+                speeds[spec].append(speed)
+                round_speeds.setdefault(spec, []).append(speed)
+                log(f"{spec:24s} {speed:7.1f} steps/s steady  ({time.monotonic() - started:.0f} s)  "
+                    f"max|dL| {results[spec]['max_dL_analyze']:.3g}")
+            raw = float(np.sqrt(np.prod(round_speeds["none"])))
+            for spec, speed in round_speeds.items():
+                ratios[spec].append(raw / speed[0] if spec != "none" else 1.0)
     times = evaluation_times(specs, model, structure)
     log("seconds per call: " + ", ".join(f"{k} {v * 1000:.2f} ms" for k, v in times.items()))
-    raw = statistics.median(speeds["none"]) if "none" in speeds else None
     rows = []
-    for spec in specs:
-        speed = statistics.median(speeds[spec])
+    for spec in ["none", *specs]:
         rows.append({"spec": spec,
                      "evaluations_per_step": evaluations_per_step(spec, results[spec].get("auto_degrees", ())),
-                     "steady_steps_per_s": speed, "cost_vs_raw": raw / speed if raw else None,
+                     "steady_steps_per_s": statistics.median(speeds[spec]),
+                     "cost_vs_raw": statistics.median(ratios[spec]),
+                     "cost_vs_raw_rounds": ratios[spec],
                      "predicted_cost_vs_raw": predicted_cost(spec, times),
                      **results[spec]})
     return {"model": model, "structure": structure, "steps": steps, "timestep_fs": 0.5,
@@ -189,8 +206,6 @@ def main():
     parser.add_argument("--structure", default="ethanol.xyz")
     parser.add_argument("--keep", default=None, help="keep the run directories here")
     args = parser.parse_args()
-    if "none" not in args.specs:
-        args.specs.insert(0, "none")  # every cost is relative to the raw run
     result = measure(args.specs, args.steps, args.repeats, args.model, args.structure, args.keep)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "mts.json").write_text(json.dumps(result, indent=2))
