@@ -45,7 +45,8 @@ the forces likewise ``F_raw(x) + dF(x_o)``. On rows with ``step % K == 0`` these
 are the symmetrized model's energy and forces and ``conserved_eV`` is its total
 energy (minus what a thermostat exchanged): the quantity to judge drift on.
 Between outer steps the held correction lets ``conserved_eV`` wander by the
-slow work not yet paid back, about ``(K dt / 2) |dF . v|``.
+slow work not yet paid back, about ``(K dt / 2) |dF . v|``. Frames are written as
+in any run; with ``--stride`` a multiple of ``K`` every frame is an outer step.
 
 NVT: the thermostat acts at the outer level, for ``K dt / 2`` before the opening
 and after the closing kick (as i-PI's ``<nmts>``); ``thermostat`` is a callable
