@@ -35,7 +35,8 @@ def model_of_run(config: dict, model=None):
     raw = load_model(model if model is not None else config.get("model", "analytic"),
                      forces=config.get("forces", "auto") or "auto",
                      dtype=config.get("dtype") if model is None else None)  # the run's precision
-    spec = SymmetrizeSpec.parse(config.get("symmetrize", "none"))
+    # an mts:K run integrates the symmetrized model of the rest of its spec
+    spec = SymmetrizeSpec.parse(config.get("symmetrize", "none")).outer()
     if str(spec) == "none":
         return raw, None
     symmetrizer = Symmetrizer(raw, spec, seed=int(config.get("seed", 0) or 0))

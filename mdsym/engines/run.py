@@ -52,7 +52,14 @@ def validate(config: dict) -> dict:
                                       or int(config.get("drivers") or 1) > 1):
         raise MdsymError("--beads and --drivers are options of the i-PI engine: "
                          "add --engine ipi (the ASE engine runs classical MD in this process)")
-    config["symmetrize"] = str(SymmetrizeSpec.parse(config.get("symmetrize")))
+    spec = SymmetrizeSpec.parse(config.get("symmetrize"))
+    if spec.mts_interval and config["engine"] != "ase":
+        raise MdsymError(f"mts:{spec.mts_interval} (multiple time stepping) runs in the ASE engine "
+                         "only: use --engine ase")
+    if spec.mts_direct and config.get("forces") == "conservative":
+        raise MdsymError("mts:K:direct runs the direct forces inside and the conservative ones "
+                         "outside: drop --forces conservative")
+    config["symmetrize"] = str(spec)
     return config
 
 
