@@ -12,7 +12,9 @@ class MdsymCalculator(Calculator):
     """Energy, forces and (periodic) stress of ``model`` under ``symmetrize``.
 
     ``symmetrize`` is a spec string (see ``mdsym.symmetrize``): ``none``,
-    ``random``, ``o3:L``, ``so3:L``, optionally ``+netforce`` / ``+nettorque``.
+    ``random``, ``o3:L``, ``so3:L``, ``o3:L:rotated``, ``o3:auto[:TOL[:N]]``,
+    optionally ``+netforce`` / ``+nettorque`` (``mts:K`` is an integrator:
+    ``mdsym.engines.mts``).
     The rotational standard deviations over the quadrature are in ``results`` as
     ``energy_rot_std`` (eV), ``forces_rot_std`` (per component, eV/Angstrom) and
     ``stress_rot_std``.

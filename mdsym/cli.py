@@ -17,6 +17,7 @@ from .commands_common import (  # noqa: F401  (re-exported: tests and benchmarks
     one_line_errors,
     structure_path,
 )
+from .auto_degree import DEFAULT_RECHECK_CALLS, DEFAULT_TOLERANCE_EVA
 from .errors import MdsymError
 from .models.devices import DEFAULT_DEVICE, DEVICE_HELP, DTYPE_HELP, DTYPES, dtype_name
 from .quadrature import MAX_DEGREE
@@ -156,7 +157,12 @@ def _choice(name):
               type=POSITIVE, help="Thermostat time constant, fs.")
 @click.option("--seed", default=_default("seed"), show_default=True, type=click.IntRange(min=0))
 @click.option("--symmetrize", default=_default("symmetrize"), show_default=True,
-              help="none, random, o3:L, so3:L, [+netforce][+nettorque].")
+              help="none, random, o3:L, so3:L, o3:L:rotated (grid turned at random every step), "
+                   f"o3:auto[:TOL[:N]] (lowest degree with predicted force error < TOL, default "
+                   f"{DEFAULT_TOLERANCE_EVA} eV/A, re-checked every N = {DEFAULT_RECHECK_CALLS} "
+                   "calls), [mts:K[:direct]+] (raw or direct forces every step, the correction to "
+                   "the symmetrized or conservative ones every K steps), "
+                   "[+netforce][+nettorque].")
 @click.option("--forces", type=_choice("forces"), default=_default("forces"), show_default=True)
 @click.option("--batch-size", default=_default("batch_size"), type=click.IntRange(min=1),
               help="Rotated copies per model call (default: chosen from the model and size).")

@@ -118,6 +118,12 @@ class RunConfig:
         if self.engine == "ase" and (self.beads > 1 or self.drivers > 1):
             raise MdsymError("--beads and --drivers are options of the i-PI engine: "
                              "add --engine ipi (the ASE engine runs classical MD in this process)")
+        if self.symmetrize.mts_interval and self.engine != "ase":
+            raise MdsymError(f"mts:{self.symmetrize.mts_interval} (multiple time stepping) runs in "
+                             "the ASE engine only: use --engine ase")
+        if self.symmetrize.mts_direct and self.forces == "conservative":
+            raise MdsymError("mts:K:direct runs the direct forces inside and the conservative ones "
+                             "outside: drop --forces conservative")
 
     # --- defaults, for the CLI -----------------------------------------------------
 

@@ -31,7 +31,10 @@ THERMO_COLUMNS = (
     "step", "time_fs", "potential_eV", "kinetic_eV", "conserved_eV", "temperature_K",
     "px", "py", "pz", "Lx", "Ly", "Lz", "fnet_x", "fnet_y", "fnet_z",
     "torque_x", "torque_y", "torque_z", "energy_rot_std_eV", "forces_rot_std_eVA",
+    "symmetrize_degree",
 )  # fmt: skip
+#: thermo.csv files written before a column was added end at one of these
+OLDEST_LAST_COLUMN = "forces_rot_std_eVA"
 
 # ASE velocity unit (Angstrom / ase time unit) to Angstrom/ps; eV/A to kJ/mol/A
 VELOCITY_TO_A_PS = 1000.0 * units.fs
@@ -43,6 +46,7 @@ THERMO_UNITS = {
     "L": "amu Angstrom^2/ps (angular momentum about the centre of mass)",
     "fnet": "eV/Angstrom", "torque": "eV (about the centre of mass)",
     "energy_rot_std_eV": "eV", "forces_rot_std_eVA": "eV/Angstrom (RMS over components)",
+    "symmetrize_degree": "degree L of the quadrature behind the row (nan: none, random)",
 }  # fmt: skip
 
 
@@ -170,19 +174,24 @@ class RunDirectory:
         return universe
 
     def read_thermo(self) -> dict:
-        """thermo.csv as a dict of numpy columns; a torn last line is ignored."""
+        """thermo.csv as a dict of numpy columns; a torn last line is ignored.
+
+        Columns added since a file was written are NaN."""
         if not self.thermo.exists():
             raise MdsymError(f"{self.thermo} is missing")
         lines = self.thermo.read_text().splitlines()
-        if not lines or lines[0].split(",") != list(THERMO_COLUMNS):
+        header = lines[0].split(",") if lines else []
+        if (header != list(THERMO_COLUMNS[: len(header)])
+                or len(header) <= THERMO_COLUMNS.index(OLDEST_LAST_COLUMN)):
             raise MdsymError(f"{self.thermo} does not start with mdsym's thermo header")
         rows = [line.split(",") for line in lines[1:]]
-        rows = [r for r in rows if len(r) == len(THERMO_COLUMNS)]
+        rows = [r for r in rows if len(r) == len(header)]
         try:
-            table = np.array(rows, dtype=np.float64).reshape(-1, len(THERMO_COLUMNS))
+            table = np.array(rows, dtype=np.float64).reshape(-1, len(header))
         except ValueError as error:
             raise MdsymError(f"{self.thermo} has an unreadable row: {error}") from None
-        return {name: table[:, k] for k, name in enumerate(THERMO_COLUMNS)}
+        return {name: table[:, k] if k < len(header) else np.full(len(table), np.nan)
+                for k, name in enumerate(THERMO_COLUMNS)}
 
     def truncate_after(self, last_step: int) -> None:
         """Drop thermo rows and frames after ``last_step`` (resume without duplicates)."""

@@ -1,12 +1,13 @@
 """Symmetrization: spurious terms of degree <= L cancel exactly; outputs are invariant
 or equivariant; the cheap fixes do what they say."""
 
+import ase
 import numpy as np
 import pytest
 
-from mdsym import MdsymCalculator, MdsymError, SymmetrizeSpec, System, load_model
+from mdsym import MdsymCalculator, MdsymError, Symmetrizer, SymmetrizeSpec, System, load_model
 from mdsym import quadrature as quad
-from mdsym.models import AnalyticModel, NativeModel, SpuriousTerm
+from mdsym.models import AnalyticModel, Model, NativeModel, SpuriousTerm
 from mdsym.symmetrize import average
 
 from .helpers import random_o3, transformed
@@ -137,12 +138,17 @@ def test_nettorque_is_refused_for_periodic_systems(small_crystal):
     ("none", "none"), ("o3:3", "o3:3"), ("so3:2:lebedev", "so3:2:lebedev"),
     ("random+nettorque", "random+nettorque"), ("random-so3", "random-so3"),
     ("O3:4+netforce", "o3:4+netforce"),
+    ("mts:8+o3:3", "mts:8+o3:3"), ("o3:3+mts:2+nettorque", "mts:2+o3:3+nettorque"),
+    ("o3:1:rotated", "o3:1:rotated"), ("so3:2:rotated:lebedev", "so3:2:lebedev:rotated"),
+    ("o3:auto", "o3:auto:0.01:200"), ("o3:auto:0.005:50:rotated", "o3:auto:0.005:50:rotated"),
 ])
 def test_spec_round_trip(text, expected):
     assert str(SymmetrizeSpec.parse(text)) == expected
 
 
-@pytest.mark.parametrize("text", ["o3:x", "o3:-1", "o3:500", "so3:2:simpson", "sideways"])
+@pytest.mark.parametrize("text", ["o3:x", "o3:-1", "o3:500", "so3:2:simpson", "sideways",
+                                  "mts:4", "mts:0+o3:1", "mts:1.5+o3:1", "o3:3:0.1", "o3:auto:0",
+                                  "o3:auto:0.1:0", "o3:auto:0.1:5:7", "o3:1+random"])
 def test_bad_specs_are_one_clear_error(text):
     with pytest.raises(MdsymError):
         SymmetrizeSpec.parse(text)
@@ -166,3 +172,102 @@ def test_calculator_parameters_follow_ase_conventions(cluster):
     assert calc.results["energy_rot_std"] > 0
     assert calc.set(symmetrize="o3:2") == {}  # no change, results kept
     assert "forces" in calc.results
+
+
+# --- o3:auto -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("terms,group,needed", [
+    ((), "o3", 0),
+    ((SpuriousTerm(1, -1, 500.0, "vector"),), "o3", 1),
+    ((SpuriousTerm(2, 1, 0.05),), "o3", 2),
+    ((SpuriousTerm(3, -1, 500.0, "vector"),), "o3", 3),
+    # an odd proper term is odd under inversion: the +-R pairs of any O(3) grid cancel it
+    ((SpuriousTerm(3, 1, 0.002, "vector"),), "o3", 0),
+    ((SpuriousTerm(3, 1, 0.002, "vector"),), "so3", 3),
+    ((SpuriousTerm(1, 1, 0.01, "vector"),), "so3", 1),
+])
+def test_auto_picks_the_degree_the_spurious_content_needs(cluster, terms, group, needed):
+    system = System.from_atoms(cluster)
+    model = spurious(*terms)
+    symmetrizer = Symmetrizer(model, f"{group}:auto:1e-6")
+    results = symmetrizer(system)
+    assert symmetrizer.degree == needed
+    errors = symmetrizer.predicted_errors
+    assert errors[needed] < 1e-6 and (needed == 0 or errors[needed - 1] > 1e-3)
+    # the prediction is right: that degree is exact, one lower is not
+    exact = average(ISOTROPIC, system, quad.identity(False), ("energy", "forces"))
+    assert np.abs(results["forces"] - exact["forces"]).max() < 1e-9
+    if needed:
+        below = average(model, system, quad.cheapest(needed - 1, group == "o3"), ("energy", "forces"))
+        assert np.abs(below["forces"] - exact["forces"]).max() > 1e-4
+
+
+def test_auto_says_when_no_degree_meets_the_tolerance(cluster):
+    symmetrizer = Symmetrizer(spurious(SpuriousTerm(4, 1, 0.05)), "o3:auto:1e-6")
+    symmetrizer(System.from_atoms(cluster))
+    entry = symmetrizer.degree_log[-1]
+    assert entry["degree"] == 3 and entry["tolerance_met"] is False
+    assert min(entry["predicted_error_eVA"]) > 1e-3
+
+
+def test_auto_degree_rises_and_falls_and_logs_each_change(cluster):
+    """Re-checked every N calls: a system without spurious forces (a dimer beyond
+    the cutoff) needs degree 0."""
+    model = spurious(SpuriousTerm(2, 1, 0.05))
+    busy = System.from_atoms(cluster)
+    quiet = System.from_atoms(ase.Atoms("Cu2", positions=[[0, 0, 0], [0.3, 1.2, 6.0]]))
+    symmetrizer = Symmetrizer(model, "o3:auto:1e-6:3")
+    for system in [busy, busy, busy, quiet, quiet, quiet, busy]:
+        symmetrizer(system)
+    assert [(e["call"], e["degree"], e["previous"]) for e in symmetrizer.degree_log] == [
+        (0, 2, None), (3, 0, 2), (6, 2, 0)]
+
+
+# --- rotated grids -------------------------------------------------------------------
+
+
+class ExponentialAnisotropy(Model):
+    """Direct forces ``exp(k u_i . n) u_i`` (``u_i``: unit vector from the centroid to
+    atom i): every degree of rotation is in it, so no finite grid is exact."""
+
+    forces_kind = "direct"
+    has_stress = False
+    name = "exponential-anisotropy"
+
+    def evaluate(self, system, rotations, properties):
+        centred = system.positions - system.positions.mean(axis=0)
+        rotated = np.einsum("nj,gij->gni", centred, rotations)
+        u = rotated / np.linalg.norm(rotated, axis=-1, keepdims=True)
+        weight = np.exp(1.5 * u @ (np.array(AXIS) / np.linalg.norm(AXIS)))
+        return {"energy": weight.sum(axis=1), "forces": weight[..., None] * u}
+
+
+def test_rotated_grid_is_unbiased_where_a_fixed_grid_keeps_a_bias(cluster):
+    system = System.from_atoms(cluster)
+    model = ExponentialAnisotropy()
+    exact = average(model, system, quad.cheapest(14), ("energy", "forces"))["forces"]
+    assert np.abs(average(model, system, quad.cheapest(18), ("energy", "forces"))["forces"]
+                  - exact).max() < 1e-10  # converged: the exact O(3) mean
+    fixed = Symmetrizer(model, "o3:1")(system)["forces"]
+    rotated = Symmetrizer(model, "o3:1:rotated", seed=3)
+    calls = np.array([rotated(system)["forces"] for _ in range(400)])
+    standard_error = np.sqrt(np.mean(calls.var(axis=0)) / len(calls))
+    rms = lambda x: np.sqrt(np.mean(x**2))  # noqa: E731
+    assert rms(calls.mean(axis=0) - exact) < 4 * standard_error
+    assert rms(fixed - exact) > 10 * standard_error
+    assert rms(calls[0] - calls[1]) > 1e-3  # a fresh rotation at every call
+
+
+def test_rotated_grid_keeps_its_degree_and_its_seed(cluster):
+    system = System.from_atoms(cluster)
+    model = spurious(SpuriousTerm(1, -1, 500.0, "vector"), SpuriousTerm(2, 1, 0.05))
+    exact = average(ISOTROPIC, system, quad.identity(False), ("energy", "forces"))
+    a, b = Symmetrizer(model, "o3:2:rotated", seed=5), Symmetrizer(model, "o3:2:rotated", seed=5)
+    for _ in range(3):
+        quadrature, _ = a.current_quadrature(), b.current_quadrature()  # one draw each
+        assert np.allclose(np.einsum("gij,gkj->gik", quadrature.rotations, quadrature.rotations), np.eye(3))
+        result = a(system)
+        assert np.abs(result["forces"] - exact["forces"]).max() < 1e-9
+        assert abs(result["energy"] - exact["energy"]) < 1e-9
+        assert np.array_equal(b(system)["forces"], result["forces"])

@@ -35,7 +35,8 @@ def model_of_run(config, model=None):
 
     raw = load_model(model if model is not None else config.model, forces=config.forces,
                      dtype=config.dtype if model is None else None)  # the run's precision
-    spec = config.symmetrize
+    # an mts:K run integrates the symmetrized model of the rest of its spec
+    spec = config.symmetrize.outer()
     if str(spec) == "none":
         return raw, None
     symmetrizer = Symmetrizer(raw, spec, seed=config.seed)

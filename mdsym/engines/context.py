@@ -21,6 +21,7 @@ class RunContext:
     system: object  # mdsym.system.System of ``atoms``
     model: object  # mdsym.models.base.Model, loaded once
     threads: int  # torch's intra-op threads, as configured
+    direct_model: object = None  # under mts:K:direct, its direct forces (``model``: conservative)
 
     @classmethod
     def build(cls, config, atoms=None) -> "RunContext":
@@ -36,13 +37,18 @@ class RunContext:
         if config.symmetrize.remove_net_torque and system.periodic:
             raise MdsymError("nettorque applies to isolated systems only (the structure is periodic)")
         threads = configure_threads(config.threads, len(atoms))
-        model = load_model(config.model, forces=config.forces, device=config.device,
-                           dtype=config.dtype)
+
+        def load(forces):
+            return load_model(config.model, forces=forces, device=config.device, dtype=config.dtype)
+
+        direct = config.symmetrize.mts_direct  # direct forces inside, conservative outside
+        model = load("conservative" if direct else config.forces)
         model.check_system(system)
+        direct_model = load("direct") if direct else None
         if config.dtype is None and model.dtype is not None:
             # the precision it runs in, recorded: resumed and analysed in the same one
             config = config.replace(dtype=dtype_name(model.dtype))
-        return cls(config, atoms, system, model, threads)
+        return cls(config, atoms, system, model, threads, direct_model)
 
     @classmethod
     def of(cls, config_or_context, engine: str) -> "RunContext":

@@ -25,7 +25,7 @@ class SymmetrizedModel(Model):
         self.device, self.dtype = inner.device, inner.dtype
 
     def evaluate(self, system, rotations, properties) -> dict:
-        inner = self.symmetrizer.current_quadrature()
+        inner = self.symmetrizer.current_quadrature(system)
         n_inner, n_outer = len(inner), len(rotations)
         composite = np.einsum("hij,gjk->ghik", inner.rotations, rotations).reshape(-1, 3, 3)
         weights = np.tile(inner.weights, n_outer)
