@@ -40,6 +40,8 @@ class PaddedMolecules:
         self.index = np.array([np.pad(group, (0, size - len(group)), constant_values=group[0])
                                for group in groups])
         self.masses = np.array([np.pad(masses[group], (0, size - len(group))) for group in groups])
+        # a lone atom has no rotation (its inertia tensor is round-off about itself)
+        self.rotates = np.array([len(group) > 1 for group in groups])
 
     def degrees_of_freedom(self, positions) -> tuple:
         """(translational, rotational, internal) degrees of freedom at ``positions``
@@ -48,7 +50,7 @@ class PaddedMolecules:
         inertia = inertia_tensor(positions[self.index], self.masses)
         eigenvalues = np.linalg.eigvalsh(inertia)
         trace = np.trace(inertia, axis1=-2, axis2=-1)
-        rank = (eigenvalues > 1e-6 * trace[:, None]).sum(axis=1)
+        rank = np.where(self.rotates, (eigenvalues > 1e-6 * trace[:, None]).sum(axis=1), 0)
         sizes = (self.masses > 0).sum(axis=1)
         return 3 * len(sizes), int(rank.sum()), int((3 * sizes - 3 - rank).sum())
 
@@ -60,7 +62,7 @@ class PaddedMolecules:
         translational = 0.5 * (m.sum(axis=-1) * (vcom * vcom).sum(axis=-1)).sum(axis=-1)
         L = angular_momentum(x, v, m)
         omega = np.einsum("...jk,...k->...j", np.linalg.pinv(inertia_tensor(x, m), rcond=1e-8, hermitian=True), L)
-        rotational = 0.5 * (L * omega).sum(axis=(-2, -1))
+        rotational = 0.5 * ((L * omega).sum(axis=-1) * self.rotates).sum(axis=-1)
         return translational, rotational
 
 
