@@ -207,3 +207,24 @@ def test_mechanics_inertia_tensor_and_L_of_a_rigid_rotation(mixture):
     # padded with a massless atom: nothing changes
     padded = np.vstack([mixture.positions, [[50.0, 50.0, 50.0]]])
     np.testing.assert_allclose(mechanics.inertia_tensor(padded, np.append(m, 0.0)), inertia, rtol=1e-12)
+
+
+def test_rotational_energy_is_half_L_dot_pseudo_inverse_of_I_L():
+    """The closed form (adjugate) equals numpy's pseudo-inverse, for ordinary, nearly
+    linear, exactly linear and single-point bodies."""
+    rng = np.random.default_rng(1)
+    bodies = [rng.normal(size=(5, 3)) for _ in range(20)]
+    bodies.append(np.outer([0.0, 1.2, -1.2], [0.2, 0.3, 0.9]))  # linear: one zero moment
+    bodies.append(bodies[-1] + 1e-4 * rng.normal(size=(3, 3)))  # nearly linear
+    bodies.append(np.zeros((1, 3)) + 2.0)  # one atom
+    inertia, L = [], []
+    for x in bodies:
+        m = rng.uniform(1.0, 16.0, size=len(x))
+        omega = rng.normal(size=3)
+        v = np.cross(omega, x) + rng.normal(size=x.shape)
+        inertia.append(mechanics.inertia_tensor(x, m))
+        L.append(mechanics.angular_momentum(x, v, m))
+    inertia, L = np.array(inertia), np.array(L)
+    expected = [0.5 * l @ np.linalg.pinv(I, rcond=1e-8) @ l for I, l in zip(inertia, L)]
+    np.testing.assert_allclose(mechanics.rotational_energy(L, inertia), expected, rtol=1e-9, atol=1e-12)
+    assert mechanics.rotational_energy(L, inertia)[-1] == 0.0

@@ -11,8 +11,9 @@
   shows it here.
 
 Velocities in Angstrom/ps and masses in amu; temperatures in K. ``Equipartition``
-streams a trajectory (temperatures per frame in ``_single_frame``, means in
-``_conclude``); ``kinetic_temperatures`` does the same on frames held in arrays.
+streams a trajectory (``FrameChunks``: temperatures per frame, computed on chunks of
+frames; means in ``_conclude``); ``kinetic_temperatures`` does the same on frames
+held in arrays.
 The molecules are padded to one size with massless atoms, so that L and the inertia
 tensor of all of them are one call of ``mdsym.mechanics`` per frame.
 """
@@ -20,11 +21,10 @@ tensor of all of them are one call of ``mdsym.mechanics`` per frame.
 import numpy as np
 from ase import units
 from ase.data import chemical_symbols
-from MDAnalysis.analysis.base import AnalysisBase
 
-from ..mechanics import angular_momentum, centre_of_mass, inertia_tensor
+from ..mechanics import angular_momentum, centre_of_mass, inertia_tensor, rotational_energy
 from ..molecules import molecules  # noqa: F401 (the equipartition's molecules)
-from .trajectory import EV_IN_AMU_A2_PS2, frame_velocities
+from .trajectory import EV_IN_AMU_A2_PS2, FrameChunks
 
 
 def _temperature(kinetic_amu, dof):
@@ -60,9 +60,8 @@ class PaddedMolecules:
         x, v, m = positions[..., self.index, :], velocities[..., self.index, :], self.masses
         vcom = centre_of_mass(v, m)
         translational = 0.5 * (m.sum(axis=-1) * (vcom * vcom).sum(axis=-1)).sum(axis=-1)
-        L = angular_momentum(x, v, m)
-        omega = np.einsum("...jk,...k->...j", np.linalg.pinv(inertia_tensor(x, m), rcond=1e-8, hermitian=True), L)
-        rotational = 0.5 * ((L * omega).sum(axis=-1) * self.rotates).sum(axis=-1)
+        rotation = rotational_energy(angular_momentum(x, v, m), inertia_tensor(x, m))
+        rotational = np.where(self.rotates, rotation, 0.0).sum(axis=-1)
         return translational, rotational
 
 
@@ -106,7 +105,7 @@ def summarize(series: dict) -> dict:
     return figures
 
 
-class Equipartition(AnalysisBase):
+class Equipartition(FrameChunks):
     """``Equipartition(universe, masses, numbers, groups=None).run()``: kinetic temperatures.
 
     ``results.temperatures``: series ``(F,)`` keyed as ``kinetic_temperatures``' (NaN
@@ -121,29 +120,21 @@ class Equipartition(AnalysisBase):
         self.groups = groups
         self.padded = None if groups is None else PaddedMolecules(groups, self.masses)
 
-    @classmethod
-    def get_supported_backends(cls):
-        return ("serial",)
-
     def _prepare(self):
+        super()._prepare()
         self.dof = None
         self.results.temperatures = {}
 
-    def _single_frame(self):
-        velocities = frame_velocities(self._ts)
-        if velocities is None:
-            return
-        positions = np.asarray(self._ts.positions, dtype=np.float64)
+    def _chunk(self, frames, positions, velocities, forces):
         if self.padded is not None and self.dof is None:
-            self.dof = self.padded.degrees_of_freedom(positions)
+            self.dof = self.padded.degrees_of_freedom(positions[0])
         temperatures = _temperatures(velocities, positions, self.masses, self.numbers, self.padded, self.dof)
         series = self.results.temperatures
-        for key, value in temperatures.items():
-            if key not in series:
-                series[key] = np.full(self.n_frames, np.nan)
-            series[key][self._frame_index] = value
+        for key, values in temperatures.items():
+            series.setdefault(key, np.full(self.n_frames, np.nan))[frames] = values
 
     def _conclude(self):
+        super()._conclude()
         self.results.figures = summarize(self.results.temperatures)
         if self.groups is not None:
             self.results.figures["molecules"] = len(self.groups)
