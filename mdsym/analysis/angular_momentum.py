@@ -12,16 +12,16 @@ Under periodic boundary conditions L is not a conserved quantity (the positions
 are not those of an isolated body); only the net force (momentum conservation)
 is meaningful, and that is what is reported for periodic runs.
 
-``AngularMomentum`` streams a trajectory (``FrameChunks``): three vectors per frame,
-computed on chunks of frames, the figures in ``_conclude``; the frames are never all
-in memory.
+``AngularMomentum`` streams a trajectory: three vectors per frame in
+``_single_frame``, the figures in ``_conclude``; the frames are never all in memory.
 The functions work on one frame ``(N, 3)`` or on frames ``(F, N, 3)`` alike.
 """
 
 import numpy as np
+from MDAnalysis.analysis.base import AnalysisBase
 
 from ..mechanics import angular_momentum, centre_of_mass, net_force, torque  # noqa: F401 (re-exported)
-from .trajectory import EV_IN_AMU_A2_PS2, FrameChunks
+from .trajectory import EV_IN_AMU_A2_PS2, frame_forces, frame_velocities
 
 
 def _rate(time_ps, values):
@@ -71,7 +71,7 @@ def summarize(time_ps, positions, velocities, forces, masses, periodic: bool) ->
                       torque(positions, forces, masses), net_force(forces), periodic)
 
 
-class AngularMomentum(FrameChunks):
+class AngularMomentum(AnalysisBase):
     """``AngularMomentum(universe, masses, periodic=False).run()``: L, torque, net force.
 
     ``results.time_ps`` ``(F,)``, ``results.L`` ``(F, 3)``, ``results.dL``
@@ -86,21 +86,28 @@ class AngularMomentum(FrameChunks):
         self.masses = np.asarray(universe.atoms.masses if masses is None else masses, float)
         self.periodic = periodic
 
+    @classmethod
+    def get_supported_backends(cls):
+        return ("serial",)
+
     def _prepare(self):
-        super()._prepare()
         r = self.results
         r.L, r.torque, r.net_force = (np.full((self.n_frames, 3), np.nan) for _ in range(3))
+        r.incomplete_frames = 0
 
-    def _chunk(self, frames, positions, velocities, forces):
-        r = self.results
-        r.L[frames] = angular_momentum(positions, velocities, self.masses)
-        r.torque[frames] = torque(positions, forces, self.masses)
-        r.net_force[frames] = net_force(forces)
+    def _single_frame(self):
+        ts, k, r = self._ts, self._frame_index, self.results
+        positions = np.asarray(ts.positions, dtype=np.float64)
+        velocities, forces = frame_velocities(ts), frame_forces(ts)
+        r.incomplete_frames += velocities is None or forces is None
+        if velocities is not None:
+            r.L[k] = angular_momentum(positions, velocities, self.masses)
+        if forces is not None:
+            r.torque[k] = torque(positions, forces, self.masses)
+            r.net_force[k] = net_force(forces)
 
     def _conclude(self):
-        super()._conclude()
         r = self.results
         r.time_ps = self.times
-        r.incomplete_frames = self.incomplete_frames
         r.dL = np.linalg.norm(r.L - r.L[:1], axis=1)
         r.figures, r.series = figures_of(r.time_ps, r.L, r.torque, r.net_force, self.periodic)

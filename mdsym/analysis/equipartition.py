@@ -11,61 +11,65 @@
   shows it here.
 
 Velocities in Angstrom/ps and masses in amu; temperatures in K. ``Equipartition``
-streams a trajectory (``FrameChunks``: temperatures per frame, computed on chunks of
-frames; means in ``_conclude``); ``kinetic_temperatures`` does the same on frames
-held in arrays.
-The molecules are padded to one size with massless atoms, so that L and the inertia
-tensor of all of them are one call of ``mdsym.mechanics`` per frame.
+streams a trajectory (temperatures per frame in ``_single_frame``, means in
+``_conclude``); ``kinetic_temperatures`` does the same on frames held in arrays.
+Molecules of one size are computed together (``MoleculeBlocks``).
 """
 
 import numpy as np
 from ase import units
 from ase.data import chemical_symbols
+from MDAnalysis.analysis.base import AnalysisBase
 
 from ..mechanics import angular_momentum, centre_of_mass, inertia_tensor, rotational_energy
 from ..molecules import molecules  # noqa: F401 (the equipartition's molecules)
-from .trajectory import EV_IN_AMU_A2_PS2, FrameChunks
+from .trajectory import EV_IN_AMU_A2_PS2, frame_velocities
 
 
 def _temperature(kinetic_amu, dof):
     return 2.0 * kinetic_amu / EV_IN_AMU_A2_PS2 / (dof * units.kB) if dof > 0 else np.nan * kinetic_amu
 
 
-class PaddedMolecules:
-    """Molecules as one ``(K, n)`` index array; atoms past a molecule's end repeat its
-    first atom with zero mass, so they add nothing to any mass-weighted sum."""
+class MoleculeBlocks:
+    """The molecules grouped by size: one index array ``(K_s, s)`` per size ``s``, so
+    that L and the inertia tensor of all molecules of a size are one call of
+    ``mdsym.mechanics`` per frame (a lone atom, ``s = 1``, does not rotate)."""
 
     def __init__(self, groups, masses):
-        size = max(len(group) for group in groups)
-        self.index = np.array([np.pad(group, (0, size - len(group)), constant_values=group[0])
-                               for group in groups])
-        self.masses = np.array([np.pad(masses[group], (0, size - len(group))) for group in groups])
-        # a lone atom has no rotation (its inertia tensor is round-off about itself)
-        self.rotates = np.array([len(group) > 1 for group in groups])
+        self.masses = np.asarray(masses, dtype=np.float64)
+        self.count = len(groups)
+        sizes = sorted({len(group) for group in groups})
+        self.blocks = [np.array([group for group in groups if len(group) == size]) for size in sizes]
 
     def degrees_of_freedom(self, positions) -> tuple:
         """(translational, rotational, internal) degrees of freedom at ``positions``
         ``(N, 3)``: 3 per molecule, the rank of its inertia tensor (0 for an atom, 2 if
         linear, else 3), and the rest."""
-        inertia = inertia_tensor(positions[self.index], self.masses)
-        eigenvalues = np.linalg.eigvalsh(inertia)
-        trace = np.trace(inertia, axis1=-2, axis2=-1)
-        rank = np.where(self.rotates, (eigenvalues > 1e-6 * trace[:, None]).sum(axis=1), 0)
-        sizes = (self.masses > 0).sum(axis=1)
-        return 3 * len(sizes), int(rank.sum()), int((3 * sizes - 3 - rank).sum())
+        rotational = internal = 0
+        for index in self.blocks:
+            if index.shape[1] > 1:
+                inertia = inertia_tensor(positions[index], self.masses[index])
+                trace = np.trace(inertia, axis1=-2, axis2=-1)
+                rank = (np.linalg.eigvalsh(inertia) > 1e-6 * trace[:, None]).sum(axis=1)
+                rotational += int(rank.sum())
+                internal += int((3 * index.shape[1] - 3 - rank).sum())
+        return 3 * self.count, rotational, internal
 
     def kinetic_energies(self, positions, velocities) -> tuple:
         """(translational, rotational) kinetic energies, amu Angstrom^2/ps^2, ``(...)``
         of frames ``(..., N, 3)``."""
-        x, v, m = positions[..., self.index, :], velocities[..., self.index, :], self.masses
-        vcom = centre_of_mass(v, m)
-        translational = 0.5 * (m.sum(axis=-1) * (vcom * vcom).sum(axis=-1)).sum(axis=-1)
-        rotation = rotational_energy(angular_momentum(x, v, m), inertia_tensor(x, m))
-        rotational = np.where(self.rotates, rotation, 0.0).sum(axis=-1)
+        translational = rotational = 0.0
+        for index in self.blocks:
+            x, v, m = positions[..., index, :], velocities[..., index, :], self.masses[index]
+            vcom = centre_of_mass(v, m)
+            translational = translational + 0.5 * (m.sum(axis=-1) * (vcom * vcom).sum(axis=-1)).sum(axis=-1)
+            if index.shape[1] > 1:
+                L, inertia = angular_momentum(x, v, m), inertia_tensor(x, m)
+                rotational = rotational + rotational_energy(L, inertia).sum(axis=-1)
         return translational, rotational
 
 
-def _temperatures(velocities, positions, masses, numbers, padded, dof) -> dict:
+def _temperatures(velocities, positions, masses, numbers, molecules_by_size, dof) -> dict:
     """Kinetic temperatures of frames ``(..., N, 3)``; see ``kinetic_temperatures``."""
     per_atom = 0.5 * masses * (velocities * velocities).sum(axis=-1)
     total = per_atom.sum(axis=-1)
@@ -73,9 +77,9 @@ def _temperatures(velocities, positions, masses, numbers, padded, dof) -> dict:
     for z in np.unique(numbers):
         pick = numbers == z
         out[f"species:{chemical_symbols[z]}"] = _temperature(per_atom[..., pick].sum(axis=-1), 3 * pick.sum())
-    if padded is None:
+    if molecules_by_size is None:
         return out
-    translational, rotational = padded.kinetic_energies(positions, velocities)
+    translational, rotational = molecules_by_size.kinetic_energies(positions, velocities)
     dof_trans, dof_rot, dof_int = dof
     out["translational"] = _temperature(translational, dof_trans)
     out["rotational"] = _temperature(rotational, dof_rot)
@@ -88,9 +92,9 @@ def kinetic_temperatures(positions, velocities, masses, numbers, groups=None) ->
     isolated systems (``groups`` given: molecules' index arrays) ``translational``,
     ``rotational``, ``internal``, plus ``total``; degrees of freedom counted in the
     first frame."""
-    padded = None if groups is None else PaddedMolecules(groups, masses)
-    dof = None if groups is None else padded.degrees_of_freedom(positions[0])
-    return _temperatures(velocities, positions, masses, numbers, padded, dof)
+    molecules_by_size = None if groups is None else MoleculeBlocks(groups, masses)
+    dof = None if groups is None else molecules_by_size.degrees_of_freedom(positions[0])
+    return _temperatures(velocities, positions, masses, numbers, molecules_by_size, dof)
 
 
 def summarize(series: dict) -> dict:
@@ -105,7 +109,7 @@ def summarize(series: dict) -> dict:
     return figures
 
 
-class Equipartition(FrameChunks):
+class Equipartition(AnalysisBase):
     """``Equipartition(universe, masses, numbers, groups=None).run()``: kinetic temperatures.
 
     ``results.temperatures``: series ``(F,)`` keyed as ``kinetic_temperatures``' (NaN
@@ -118,23 +122,30 @@ class Equipartition(FrameChunks):
         self.masses = np.asarray(masses, dtype=np.float64)
         self.numbers = np.asarray(numbers)
         self.groups = groups
-        self.padded = None if groups is None else PaddedMolecules(groups, self.masses)
+        self.molecules_by_size = None if groups is None else MoleculeBlocks(groups, self.masses)
+
+    @classmethod
+    def get_supported_backends(cls):
+        return ("serial",)
 
     def _prepare(self):
-        super()._prepare()
         self.dof = None
         self.results.temperatures = {}
 
-    def _chunk(self, frames, positions, velocities, forces):
-        if self.padded is not None and self.dof is None:
-            self.dof = self.padded.degrees_of_freedom(positions[0])
-        temperatures = _temperatures(velocities, positions, self.masses, self.numbers, self.padded, self.dof)
+    def _single_frame(self):
+        velocities = frame_velocities(self._ts)
+        if velocities is None:
+            return
+        positions = np.asarray(self._ts.positions, dtype=np.float64)
+        if self.molecules_by_size is not None and self.dof is None:
+            self.dof = self.molecules_by_size.degrees_of_freedom(positions)
+        temperatures = _temperatures(velocities, positions, self.masses, self.numbers,
+                                     self.molecules_by_size, self.dof)
         series = self.results.temperatures
-        for key, values in temperatures.items():
-            series.setdefault(key, np.full(self.n_frames, np.nan))[frames] = values
+        for key, value in temperatures.items():
+            series.setdefault(key, np.full(self.n_frames, np.nan))[self._frame_index] = value
 
     def _conclude(self):
-        super()._conclude()
         self.results.figures = summarize(self.results.temperatures)
         if self.groups is not None:
             self.results.figures["molecules"] = len(self.groups)

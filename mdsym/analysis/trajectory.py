@@ -9,9 +9,8 @@ The frames are read in one of two ways:
 
 - streamed (``load_run(path, arrays=False)``, what ``mdsym analyze`` does): the run's
   ``universe`` is opened and the analyses, MDAnalysis ``AnalysisBase`` subclasses,
-  walk it frame by frame, several of them in one pass (``walk``), and compute on
-  chunks of frames (``FrameChunks``); memory does not grow with the number of
-  frames;
+  walk it frame by frame, several of them in one pass (``walk``); memory does not
+  grow with the number of frames;
 - in memory (``arrays=True``, the default, for tests and small runs): ``FrameArrays``
   copies every frame's positions (Angstrom), velocities (Angstrom/ps) and forces
   (eV/Angstrom) into ``(F, N, 3)`` arrays: 72 bytes per atom and frame, 7 GB for
@@ -70,60 +69,6 @@ def walk(analyses, stop=None):
     for analysis in analyses:
         analysis._conclude()
     return analyses
-
-
-class FrameChunks(AnalysisBase):
-    """An ``AnalysisBase`` that computes on chunks of up to ``chunk_frames`` frames.
-
-    ``_single_frame`` copies the frame's positions, velocities and forces (units as
-    above; NaN where the frame has none, counted in ``incomplete_frames``) into a
-    buffer; each full buffer, and the last partial one in ``_conclude``, goes to the
-    subclass' ``_chunk(frames, positions, velocities, forces)``, with ``frames`` the
-    slice of the frame indices it holds. numpy over a chunk of frames runs as fast
-    per frame as over the whole trajectory (one call per frame costs 5-10x more for
-    1000 atoms: the per-call overhead), and memory stays at one chunk (256 frames of
-    1000 atoms: 18 MB). Subclasses call ``super()._prepare()`` and
-    ``super()._conclude()`` first.
-    """
-
-    chunk_frames = 256
-
-    @classmethod
-    def get_supported_backends(cls):
-        return ("serial",)
-
-    def _prepare(self):
-        shape = (max(1, min(self.chunk_frames, self.n_frames)), self._trajectory.n_atoms, 3)
-        self._buffer = (np.zeros(shape), np.zeros(shape), np.zeros(shape))
-        self._filled = self._first = 0
-        self.incomplete_frames = 0
-
-    def _single_frame(self):
-        ts, k = self._ts, self._filled
-        positions, velocities, forces = self._buffer
-        positions[k] = ts.positions
-        v, f = frame_velocities(ts), frame_forces(ts)
-        velocities[k] = np.nan if v is None else v
-        forces[k] = np.nan if f is None else f
-        self.incomplete_frames += v is None or f is None
-        self._filled += 1
-        if self._filled == len(positions):
-            self._flush()
-
-    def _flush(self):
-        n = self._filled
-        if n:
-            frames = slice(self._first, self._first + n)
-            self._chunk(frames, *(array[:n] for array in self._buffer))
-        self._first += n
-        self._filled = 0
-
-    def _chunk(self, frames, positions, velocities, forces):
-        raise NotImplementedError
-
-    def _conclude(self):
-        self._flush()
-        del self._buffer
 
 
 class FrameArrays(AnalysisBase):
