@@ -146,6 +146,7 @@ def test_streamed_report_equals_numpy_on_the_frames_in_memory(mixture_run):
     assert s["bonds_per_frame"] == len(lengths) / run.n_frames
     assert s["bonds_per_frame"] > 10  # 14 at the start; the Morse well at 1.5 A stretches some
     assert s["bond_mean_A"] == pytest.approx(lengths.mean(), rel=1e-12)
+    assert s["bond_std_A"] == pytest.approx(lengths.std(), rel=1e-9)
     assert s["angle_mean_deg"] == pytest.approx(angles.mean(), rel=1e-12)
     np.testing.assert_allclose(s["bond_hist"], np.histogram(lengths, BOND_BINS, density=True)[0], rtol=1e-12)
     np.testing.assert_allclose(s["angle_hist"], np.histogram(angles, ANGLE_BINS, density=True)[0], rtol=1e-12)

@@ -44,7 +44,9 @@ def rdf(universe, n_frames: int, max_frames: int = 200, nbins: int = 150) -> dic
 
 class BondsAndAngles(AnalysisBase):
     """``BondsAndAngles(universe, numbers).run(frames=...)``: histograms (densities) of
-    the bond lengths and bond angles of the frames walked, in ``results.figures``."""
+    the bond lengths and bond angles of the frames walked, their means and the bond
+    length's standard deviation, in ``results.figures``. Each frame adds to the
+    histograms' counts and to running sums, so memory does not grow with frames."""
 
     def __init__(self, universe, numbers, **kwargs):
         super().__init__(universe.trajectory, **kwargs)
@@ -55,12 +57,14 @@ class BondsAndAngles(AnalysisBase):
         return ("serial",)
 
     def _prepare(self):
-        self.lengths, self.cosines = [], []
+        self.bond_counts = np.zeros(len(BOND_BINS) - 1)
+        self.angle_counts = np.zeros(len(ANGLE_BINS) - 1)
+        self.bonds = self.angles = 0  # how many
+        self.bond_sum = self.bond_sum_squares = self.angle_sum = 0.0
 
     def _single_frame(self):
         positions = np.asarray(self._ts.positions, dtype=np.float64)
         pairs, lengths = bonded_pairs(positions, self.numbers)
-        self.lengths.append(lengths)
         # every bond seen from each end: (centre, unit vector to the neighbour), by centre
         centre = np.concatenate([pairs[:, 0], pairs[:, 1]])
         vectors = positions[pairs[:, 1]] - positions[pairs[:, 0]]
@@ -69,24 +73,35 @@ class BondsAndAngles(AnalysisBase):
         centre, units = centre[order], units[order]
         # the angles at a centre: every two of its bonds, k places apart in that order
         degree = np.bincount(centre).max() if len(centre) else 0
+        cosines = []
         for k in range(1, degree):
             same = centre[k:] == centre[:-k]
-            self.cosines.append(np.einsum("ij,ij->i", units[k:][same], units[:-k][same]))
+            cosines.append(np.einsum("ij,ij->i", units[k:][same], units[:-k][same]))
+        angles = np.degrees(np.arccos(np.clip(np.concatenate(cosines), -1.0, 1.0))) if cosines else np.zeros(0)
+        self.bond_counts += np.histogram(lengths, BOND_BINS)[0]
+        self.angle_counts += np.histogram(angles, ANGLE_BINS)[0]
+        self.bonds += len(lengths)
+        self.angles += len(angles)
+        self.bond_sum += lengths.sum()
+        self.bond_sum_squares += (lengths * lengths).sum()
+        self.angle_sum += angles.sum()
 
     def _conclude(self):
-        lengths = np.concatenate(self.lengths) if self.lengths else np.zeros(0)
-        cosines = np.concatenate(self.cosines) if self.cosines else np.zeros(0)
-        angles = np.degrees(np.arccos(np.clip(cosines, -1.0, 1.0)))
-        bond_hist, _ = np.histogram(lengths, BOND_BINS, density=True) if len(lengths) else (np.zeros(len(BOND_BINS) - 1), None)
-        angle_hist, _ = np.histogram(angles, ANGLE_BINS, density=True) if len(angles) else (np.zeros(len(ANGLE_BINS) - 1), None)
+        def density(counts, bins):  # as numpy.histogram(..., density=True)
+            return counts / counts.sum() / np.diff(bins) if counts.sum() else np.zeros(len(bins) - 1)
+
+        mean = self.bond_sum / self.bonds if self.bonds else float("nan")
+        variance = self.bond_sum_squares / self.bonds - mean**2 if self.bonds else float("nan")
         self.results.figures = {
             "kind": "bonds",
-            "bond_bins": (0.5 * (BOND_BINS[1:] + BOND_BINS[:-1])).tolist(), "bond_hist": bond_hist.tolist(),
-            "angle_bins": (0.5 * (ANGLE_BINS[1:] + ANGLE_BINS[:-1])).tolist(), "angle_hist": angle_hist.tolist(),
-            "bond_mean_A": float(lengths.mean()) if len(lengths) else float("nan"),
-            "bond_std_A": float(lengths.std()) if len(lengths) else float("nan"),
-            "angle_mean_deg": float(angles.mean()) if len(angles) else float("nan"),
-            "bonds_per_frame": float(len(lengths) / max(self.n_frames, 1)),
+            "bond_bins": (0.5 * (BOND_BINS[1:] + BOND_BINS[:-1])).tolist(),
+            "bond_hist": density(self.bond_counts, BOND_BINS).tolist(),
+            "angle_bins": (0.5 * (ANGLE_BINS[1:] + ANGLE_BINS[:-1])).tolist(),
+            "angle_hist": density(self.angle_counts, ANGLE_BINS).tolist(),
+            "bond_mean_A": float(mean),
+            "bond_std_A": float(np.sqrt(max(variance, 0.0))) if self.bonds else float("nan"),
+            "angle_mean_deg": float(self.angle_sum / self.angles) if self.angles else float("nan"),
+            "bonds_per_frame": float(self.bonds / max(self.n_frames, 1)),
             "frames_used": int(self.n_frames),
         }
 
