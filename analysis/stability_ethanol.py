@@ -4,8 +4,10 @@
 
 Runs ASE's Bussi (stochastic velocity rescaling) thermostat with
 ``mdsym.MdsymCalculator(load_model(model))`` (raw model, no symmetrization) from the
-shipped ``ethanol.xyz``, and checks the bonded connectivity (``ase.neighborlist`` with
-natural cutoffs) against the starting structure every ``--check`` steps and at the end.
+shipped ``ethanol.xyz``, and checks the bonded connectivity against the starting
+structure every ``--check`` steps and at the end, as ``mdsym run``'s monitors do
+(``mdsym.molecules``: bonds closer than 1.2 times the sum of covalent radii, broken
+beyond 1.6 times it, formed within 1.0 times it).
 Writes ``analysis/results/stability-<model>.json`` after every check (so a run that is
 stopped still reports how far it got) and, with ``--card``, the result into the model's
 machine-readable card ``mdsym/models/data/<model>.json`` under ``stability``.
@@ -22,22 +24,12 @@ from ase import units
 from ase.io import read
 from ase.md.bussi import Bussi
 from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary, ZeroRotation
-from ase.neighborlist import NeighborList, natural_cutoffs
 
 from mdsym import MdsymCalculator, load_model
 from mdsym.models import shipped
+from mdsym.molecules import bonds, connectivity_change
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def bonds(atoms):
-    nl = NeighborList(natural_cutoffs(atoms), self_interaction=False, bothways=False)
-    nl.update(atoms)
-    pairs = set()
-    for i in range(len(atoms)):
-        for j in nl.get_neighbors(i)[0]:
-            pairs.add((min(i, int(j)), max(i, int(j))))
-    return pairs
 
 
 def main():
@@ -55,7 +47,7 @@ def main():
     torch.set_num_threads(1)
 
     atoms = read(args.structure)
-    reference = bonds(atoms)
+    reference = bonds(atoms.positions, atoms.numbers)
     atoms.calc = MdsymCalculator(load_model(args.model))
     rng = np.random.default_rng(args.seed)
     MaxwellBoltzmannDistribution(atoms, temperature_K=args.temperature, rng=rng)
@@ -78,10 +70,9 @@ def main():
         n = min(args.check, steps - done)
         dyn.run(n)
         done += n
-        current = bonds(atoms)
         temperatures.append(atoms.get_temperature())
         energies.append(atoms.get_potential_energy())
-        broken, formed = sorted(reference - current), sorted(current - reference)
+        broken, formed = connectivity_change(reference, atoms.positions, atoms.numbers)
         finite = bool(np.isfinite(atoms.positions).all() and np.isfinite(energies[-1]))
         intact = finite and not broken and not formed
         result.update({

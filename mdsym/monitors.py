@@ -7,21 +7,22 @@ A run fails, with the first reason found, when
   initial temperature (NVE);
 - two atoms come closer than ``min_distance_A``;
 - (molecules: isolated systems made of non-metal elements only) the bonded
-  connectivity changes: a bond of the initial structure stretches beyond
-  ``bond_break_factor`` times the sum of covalent radii, or two atoms not bonded at
-  the start come within the sum of covalent radii. Bonds at the start are pairs
-  closer than 1.2 times the sum of covalent radii. Metal clusters are left out:
-  their atoms exchange neighbours at room temperature without anything breaking.
+  connectivity changes (``mdsym.molecules``): a bond of the initial structure
+  (closer than 1.2 times the sum of covalent radii) stretches beyond
+  ``bond_break_factor`` (1.6) times the sum of covalent radii, or two atoms not
+  bonded at the start come within the sum of covalent radii. Metal clusters are
+  left out: their atoms exchange neighbours at room temperature without anything
+  breaking.
 """
 
 from dataclasses import dataclass
 
 import numpy as np
-from ase.data import covalent_radii
 
 # elements whose bonds are covalent enough for a fixed bond graph to mean something
 NON_METALS = frozenset([1, 2, 5, 6, 7, 8, 9, 10, 14, 15, 16, 17, 18, 33, 34, 35, 36, 52, 53, 54])
 
+from .molecules import BREAK_FACTOR, bonds, connectivity_change
 from .run_config import DEFAULT_CONNECTIVITY, DEFAULT_MAX_TEMPERATURE_FACTOR, DEFAULT_MIN_DISTANCE_A
 from .system import System
 
@@ -31,7 +32,7 @@ class MonitorSettings:
     min_distance_A: float = DEFAULT_MIN_DISTANCE_A
     max_temperature_factor: float = DEFAULT_MAX_TEMPERATURE_FACTOR
     connectivity: bool = DEFAULT_CONNECTIVITY
-    bond_break_factor: float = 1.6
+    bond_break_factor: float = BREAK_FACTOR
 
     @classmethod
     def from_config(cls, config) -> "MonitorSettings":
@@ -46,18 +47,11 @@ class StabilityMonitor:
         self.settings = settings
         self.reference_temperature = reference_temperature_K
         self.periodic = bool(np.all(atoms.pbc))
-        self.radii = covalent_radii[atoms.numbers]
+        self.numbers = atoms.numbers.copy()
         self.bonds = None
         molecular = set(atoms.numbers.tolist()) <= NON_METALS
         if settings.connectivity and molecular and not self.periodic and len(atoms) > 1:
-            self.bonds = self._pairs_within(atoms.positions, 1.2)
-
-    def _pairs_within(self, positions, factor):
-        """Pairs (i < j) closer than ``factor`` times the sum of covalent radii."""
-        d = np.linalg.norm(positions[:, None] - positions[None], axis=-1)
-        limit = factor * (self.radii[:, None] + self.radii[None])
-        i, j = np.nonzero(np.triu(d < limit, k=1))
-        return set(zip(i.tolist(), j.tolist()))
+            self.bonds = bonds(atoms.positions, atoms.numbers)
 
     def check(self, positions, cell, energy, forces, temperature_K):
         """The reason to stop now, or None."""
@@ -76,18 +70,15 @@ class StabilityMonitor:
                 i, j, d = close
                 return f"atoms {i} and {j} are {d:.3f} A apart (threshold {threshold:g} A)"
         if self.bonds is not None:
-            broken = {b for b in self.bonds if self._distance(positions, *b) > self.settings.bond_break_factor * self._radius_sum(*b)}
-            formed = self._pairs_within(positions, 1.0) - self.bonds
+            broken, formed = connectivity_change(self.bonds, positions, self.numbers,
+                                                 self.settings.bond_break_factor)
             if broken:
-                i, j = sorted(broken)[0]
+                i, j = broken[0]
                 return f"bond {i}-{j} broke ({self._distance(positions, i, j):.2f} A)"
             if formed:
-                i, j = sorted(formed)[0]
+                i, j = formed[0]
                 return f"new bond {i}-{j} formed ({self._distance(positions, i, j):.2f} A)"
         return None
-
-    def _radius_sum(self, i, j):
-        return self.radii[i] + self.radii[j]
 
     @staticmethod
     def _distance(positions, i, j):

@@ -54,15 +54,16 @@ def mechanics(positions, velocities, forces, masses) -> dict:
     """Momentum, angular momentum and torque about the centre of mass, net force.
 
     ASE units in (Angstrom, Angstrom/ASE time, eV/Angstrom, amu); thermo.csv units
-    out (see ``THERMO_UNITS``). Shared by every engine so the columns agree.
+    out (see ``THERMO_UNITS``). Shared by every engine so the columns agree; the
+    formulas are ``mdsym.mechanics``'.
     """
+    from . import mechanics as rigid_body
+
     velocities = np.asarray(velocities) * VELOCITY_TO_A_PS
-    com = masses @ positions / masses.sum()
-    centred = positions - com
     momentum = masses @ velocities
-    angular = (masses[:, None] * np.cross(centred, velocities)).sum(axis=0)
-    net_force = forces.sum(axis=0)
-    torque = np.cross(centred, forces).sum(axis=0)
+    angular = rigid_body.angular_momentum(positions, velocities, masses)
+    net_force = rigid_body.net_force(forces)
+    torque = rigid_body.torque(positions, forces, masses)
     row = {}
     for k, axis in enumerate("xyz"):
         row[f"p{axis}"] = momentum[k]

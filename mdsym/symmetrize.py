@@ -379,9 +379,10 @@ def remove_net_torque(forces: np.ndarray, positions: np.ndarray, masses: np.ndar
     ``alpha`` solves ``I alpha = tau`` with ``I`` the inertia tensor about the centre
     of mass; the net force is left unchanged and the net torque becomes zero.
     """
-    centred = positions - masses @ positions / masses.sum()
-    torque = np.cross(centred, forces).sum(axis=0)
-    inertia = np.einsum("i,ij,ik->jk", masses, centred, centred)
-    inertia = np.trace(inertia) * np.eye(3) - inertia
+    from . import mechanics
+
+    centred = mechanics.about_centre_of_mass(positions, masses)
+    torque = mechanics.torque(positions, forces, masses)
+    inertia = mechanics.inertia_tensor(positions, masses)
     alpha = np.linalg.lstsq(inertia, torque, rcond=None)[0]  # lstsq: linear molecules
     return forces - masses[:, None] * np.cross(alpha, centred)

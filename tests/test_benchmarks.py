@@ -102,6 +102,22 @@ def test_analysis_piece(tmp_path):
     assert timings["total_s"] > 0
 
 
+def test_analysis_memory_piece(tmp_path):
+    import bench_analysis_memory as bench
+
+    from mdsym.rundir import RunDirectory
+
+    atoms = bench.synthetic_structure()
+    assert len(atoms) == 1000
+    run = RunDirectory(tmp_path / "run")
+    run.create(atoms)
+    bench.extend_run(run, atoms, 0, 3)
+    measured = bench.measure(run.path, tmp_path / "out")
+    assert measured["analysis"]["frames"] == 3 and measured["peak_kb"] > 0
+    assert measured["analysis"]["equipartition"]["molecules"] == 334  # 333 waters and an argon atom
+    assert bench.relative_difference({"a": [1.0, 2.0]}, {"a": [1.0, 2.2]}) == pytest.approx(0.2 / 2.2)
+
+
 def test_ipi_slope_and_report():
     import bench_ipi
 

@@ -2,8 +2,10 @@
 
 One idea per module:
 
-- ``trajectory``: read a run directory once into arrays (``RunData``), partial and
-  failed runs included (up to the last whole frame);
+- ``trajectory``: read a run directory (``RunData``), partial and failed runs
+  included (up to the last whole frame); its frames streamed through MDAnalysis
+  ``AnalysisBase`` analyses, several in one pass (``walk``), or copied into arrays
+  (small runs, tests);
 - ``drift``: energy drift of the conserved quantity (meV/atom/ps and drift/std(K));
 - ``angular_momentum``: L about the centre of mass, torque and net force;
 - ``equipartition``: translational / rotational / internal and per-species
@@ -25,8 +27,9 @@ One idea per module:
 
 from .angular_momentum import AngularMomentum
 from .drift import energy_drift
-from .equipartition import kinetic_temperatures
-from .trajectory import FrameArrays, RunData, load_run
+from .equipartition import Equipartition, kinetic_temperatures
+from .structure import BondsAndAngles
+from .trajectory import FrameArrays, RunData, load_run, walk
 
-__all__ = ["AngularMomentum", "FrameArrays", "RunData", "energy_drift", "kinetic_temperatures",
-           "load_run"]
+__all__ = ["AngularMomentum", "BondsAndAngles", "Equipartition", "FrameArrays", "RunData",
+           "energy_drift", "kinetic_temperatures", "load_run", "walk"]

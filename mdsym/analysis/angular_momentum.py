@@ -6,41 +6,22 @@ Angstrom, velocities in Angstrom/ps, masses in amu); the torque
 ``sum_i F_i`` in eV/Angstrom. Newton: ``dL/dt = tau``, with ``1 eV = 9648.5
 amu Angstrom^2/ps^2``. Velocity Verlet satisfies it exactly in the trapezoid form
 ``L_{n+1} - L_n = dt/2 (tau_n + tau_{n+1})``, so a model with zero torque
-conserves L to round-off.
+conserves L to round-off. The formulas are ``mdsym.mechanics``'.
 
 Under periodic boundary conditions L is not a conserved quantity (the positions
 are not those of an isolated body); only the net force (momentum conservation)
 is meaningful, and that is what is reported for periodic runs.
 
-All functions are vectorised over frames: arrays ``(F, N, 3)``.
+``AngularMomentum`` streams a trajectory: three vectors per frame in
+``_single_frame``, the figures in ``_conclude``; the frames are never all in memory.
+The functions work on one frame ``(N, 3)`` or on frames ``(F, N, 3)`` alike.
 """
 
 import numpy as np
+from MDAnalysis.analysis.base import AnalysisBase
 
-from .trajectory import EV_IN_AMU_A2_PS2, FrameArrays
-
-
-def centre_of_mass(vectors, masses):
-    """Mass-weighted mean over atoms: ``(F, N, 3)`` -> ``(F, 3)``."""
-    return np.einsum("i,fij->fj", masses, vectors) / masses.sum()
-
-
-def angular_momentum(positions, velocities, masses):
-    """L about the centre of mass, ``(F, 3)`` amu Angstrom^2/ps."""
-    r = positions - centre_of_mass(positions, masses)[:, None, :]
-    v = velocities - centre_of_mass(velocities, masses)[:, None, :]
-    return np.einsum("i,fij->fj", masses, np.cross(r, v))
-
-
-def torque(positions, forces, masses):
-    """Torque about the centre of mass, ``(F, 3)`` eV."""
-    r = positions - centre_of_mass(positions, masses)[:, None, :]
-    return np.cross(r, forces).sum(axis=1)
-
-
-def net_force(forces):
-    """Sum of the forces, ``(F, 3)`` eV/Angstrom."""
-    return forces.sum(axis=1)
+from ..mechanics import angular_momentum, centre_of_mass, net_force, torque  # noqa: F401 (re-exported)
+from .trajectory import EV_IN_AMU_A2_PS2, frame_forces, frame_velocities
 
 
 def _rate(time_ps, values):
@@ -50,10 +31,10 @@ def _rate(time_ps, values):
     return np.polyfit(time_ps - time_ps[0], values, 1)[0]
 
 
-def summarize(time_ps, positions, velocities, forces, masses, periodic: bool) -> tuple:
-    """(figures for analysis.json, series for plots) of one trajectory."""
+def figures_of(time_ps, L, tau, fnet, periodic: bool) -> tuple:
+    """(figures for analysis.json, series for plots) from the series ``(F, 3)`` of
+    L (amu Angstrom^2/ps), torque (eV) and net force (eV/Angstrom)."""
     series = {"time_ps": time_ps}
-    fnet = net_force(forces)
     series["net_force"] = np.linalg.norm(fnet, axis=1)
     figures = {
         "net_force_max_eVA": float(np.max(series["net_force"])) if len(fnet) else float("nan"),
@@ -66,8 +47,6 @@ def summarize(time_ps, positions, velocities, forces, masses, periodic: bool) ->
             "reported; the net force (momentum conservation) is"
         )
         return figures, series
-    L = angular_momentum(positions, velocities, masses)
-    tau = torque(positions, forces, masses)
     dL = np.linalg.norm(L - L[:1], axis=1) if len(L) else np.zeros(0)
     rate = _rate(time_ps, L)  # amu A^2 / ps^2
     series.update(L=L, dL=dL, torque=np.linalg.norm(tau, axis=1))
@@ -86,24 +65,49 @@ def summarize(time_ps, positions, velocities, forces, masses, periodic: bool) ->
     return figures, series
 
 
-class AngularMomentum(FrameArrays):
+def summarize(time_ps, positions, velocities, forces, masses, periodic: bool) -> tuple:
+    """(figures, series) of a trajectory held in arrays ``(F, N, 3)``."""
+    return figures_of(time_ps, angular_momentum(positions, velocities, masses),
+                      torque(positions, forces, masses), net_force(forces), periodic)
+
+
+class AngularMomentum(AnalysisBase):
     """``AngularMomentum(universe, masses, periodic=False).run()``: L, torque, net force.
 
-    ``results.L`` ``(F, 3)``, ``results.dL`` ``|L(t) - L(0)|``, ``results.torque``
-    ``(F, 3)`` eV, ``results.net_force`` ``(F, 3)`` eV/Angstrom and the summary
-    figures in ``results.figures``.
+    ``results.time_ps`` ``(F,)``, ``results.L`` ``(F, 3)``, ``results.dL``
+    ``|L(t) - L(0)|``, ``results.torque`` ``(F, 3)`` eV, ``results.net_force``
+    ``(F, 3)`` eV/Angstrom (NaN in a frame without velocities or forces; their count
+    in ``results.incomplete_frames``), the summary in ``results.figures`` and the
+    plotted series in ``results.series``.
     """
 
     def __init__(self, universe, masses=None, periodic: bool = False, **kwargs):
-        super().__init__(universe, **kwargs)
+        super().__init__(universe.trajectory, **kwargs)
         self.masses = np.asarray(universe.atoms.masses if masses is None else masses, float)
         self.periodic = periodic
 
+    @classmethod
+    def get_supported_backends(cls):
+        return ("serial",)
+
+    def _prepare(self):
+        r = self.results
+        r.L, r.torque, r.net_force = (np.full((self.n_frames, 3), np.nan) for _ in range(3))
+        r.incomplete_frames = 0
+
+    def _single_frame(self):
+        ts, k, r = self._ts, self._frame_index, self.results
+        positions = np.asarray(ts.positions, dtype=np.float64)
+        velocities, forces = frame_velocities(ts), frame_forces(ts)
+        r.incomplete_frames += velocities is None or forces is None
+        if velocities is not None:
+            r.L[k] = angular_momentum(positions, velocities, self.masses)
+        if forces is not None:
+            r.torque[k] = torque(positions, forces, self.masses)
+            r.net_force[k] = net_force(forces)
+
     def _conclude(self):
         r = self.results
-        r.figures, _ = summarize(r.time_ps, r.positions, r.velocities, r.forces,
-                                 self.masses, self.periodic)
-        r.L = angular_momentum(r.positions, r.velocities, self.masses)
+        r.time_ps = self.times
         r.dL = np.linalg.norm(r.L - r.L[:1], axis=1)
-        r.torque = torque(r.positions, r.forces, self.masses)
-        r.net_force = net_force(r.forces)
+        r.figures, r.series = figures_of(r.time_ps, r.L, r.torque, r.net_force, self.periodic)

@@ -165,6 +165,28 @@ def heavy_hydrogen_bonds(numbers, positions, cell=None, pbc=None, exclude_water:
     return bonds
 
 
+def _frame_positions(run, k):
+    """Frame ``k``'s positions, from the arrays when loaded, else streamed."""
+    if len(run.positions):
+        return run.positions[k]
+    return run.universe.trajectory[k].positions.astype(float)
+
+
+def _hydrogen_drift_of_run(run, bonds, cell, pbc) -> tuple:
+    """``mlipaudit_hydrogen_drift`` on the run's frames. When they are streamed, only
+    the atoms the test looks at (heavy atoms and bonded hydrogens) are read into memory."""
+    numbers = np.asarray(run.numbers)
+    if len(run.positions):
+        return mlipaudit_hydrogen_drift(run.positions, numbers, bonds, cell, pbc)
+    wanted = np.union1d(np.flatnonzero(numbers != 1), np.asarray(bonds).ravel())
+    positions = np.empty((run.n_frames, len(wanted), 3), dtype=np.float32)
+    for k, ts in enumerate(run.universe.trajectory):
+        positions[k] = ts.positions[wanted]
+    frame, hydrogen = mlipaudit_hydrogen_drift(positions, numbers[wanted],
+                                               np.searchsorted(wanted, bonds), cell, pbc)
+    return frame, (int(wanted[hydrogen]) if hydrogen >= 0 else -1)
+
+
 def mlipaudit_hydrogen_drift(positions, numbers, bonds, cell=None, pbc=None,
                              cutoff_A: float = MLIPAUDIT_HYDROGEN_CUTOFF_A) -> tuple:
     """``(frame, hydrogen)``: the first frame from which a hydrogen stays detached
@@ -458,9 +480,9 @@ def _stability_of_run(run, config) -> dict:
     drift_frame, hydrogen = -1, -1
     cell = run.atoms.cell.array if run.periodic else None
     pbc = run.atoms.pbc if run.periodic else None
-    bonds = heavy_hydrogen_bonds(run.numbers, run.positions[0], cell, pbc)
-    if explosion == -1:
-        drift_frame, hydrogen = mlipaudit_hydrogen_drift(run.positions, run.numbers, bonds, cell, pbc)
+    bonds = heavy_hydrogen_bonds(run.numbers, _frame_positions(run, 0), cell, pbc)
+    if explosion == -1 and len(bonds):
+        drift_frame, hydrogen = _hydrogen_drift_of_run(run, bonds, cell, pbc)
     stopped = run.status == "failed" and explosion == -1 and drift_frame == -1
     if stopped:
         explosion = run.n_frames - 1

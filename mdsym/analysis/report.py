@@ -18,10 +18,12 @@ import numpy as np
 from ..errors import MdsymError
 from ..run_config import RunConfig
 from ..rundir import _json_default
-from . import equipartition, structure
-from .angular_momentum import summarize as am_summarize
+from ..molecules import molecules
+from . import structure
+from .angular_momentum import AngularMomentum
 from .drift import energy_drift
-from .trajectory import load_run
+from .equipartition import Equipartition
+from .trajectory import load_run, walk
 
 
 def _pyplot():
@@ -42,7 +44,7 @@ def analyze_run(path, out=None, every=None, degree: int = 2, content: bool = Fal
                 batch_size=None, max_structure_frames: int = 200, plots: bool = True,
                 run=None) -> dict:
     """Analyse one run directory; returns the content of analysis.json."""
-    run = run if run is not None else load_run(path)
+    run = run if run is not None else load_run(path, arrays=False)  # frames streamed below
     out = Path(out) if out is not None else run.path / "analysis"
     out.mkdir(parents=True, exist_ok=True)
     notes = list(run.notes)
@@ -54,7 +56,7 @@ def analyze_run(path, out=None, every=None, degree: int = 2, content: bool = Fal
         "wall_time_s": run.info.get("wall_time_s"),
         "config": config.to_json() if config is not None else run.config,
         "n_atoms": run.n_atoms, "periodic": run.periodic, "frames": run.n_frames,
-        "time_span_ps": [float(run.time_ps[0]), float(run.time_ps[-1])] if run.n_frames else None,
+        "time_span_ps": None,
         "notes": notes,
     }
     series = {}
@@ -73,20 +75,18 @@ def analyze_run(path, out=None, every=None, degree: int = 2, content: bool = Fal
     report["field"] = field_figures(run, config)
 
     if run.n_frames:
-        if np.isnan(run.velocities).any() or np.isnan(run.forces).any():
+        # one pass over the frames, none of them kept
+        am = AngularMomentum(run.universe, run.masses, run.periodic)
+        groups = None if run.periodic else molecules(run.atoms)
+        eq = Equipartition(run.universe, run.masses, run.numbers, groups)
+        walk([am, eq], stop=run.n_frames)
+        if am.results.incomplete_frames:
             notes.append(f"{run.path / 'trajectory.trr'} lacks velocities or forces in some frames")
-        figures, s = am_summarize(run.time_ps, run.positions, run.velocities, run.forces,
-                                  run.masses, run.periodic)
-        report["angular_momentum"] = figures
-        series.update({f"am_{k}": v for k, v in s.items()})
-
-        groups = None if run.periodic else equipartition.molecules(run.atoms)
-        temps = equipartition.kinetic_temperatures(run.positions, run.velocities, run.masses,
-                                                   run.numbers, groups)
-        report["equipartition"] = equipartition.summarize(temps)
-        if groups is not None:
-            report["equipartition"]["molecules"] = len(groups)
-        series.update({f"T_{k}": v for k, v in temps.items()})
+        report["time_span_ps"] = [float(am.results.time_ps[0]), float(am.results.time_ps[-1])]
+        report["angular_momentum"] = am.results.figures
+        series.update({f"am_{k}": v for k, v in am.results.series.items()})
+        report["equipartition"] = eq.results.figures
+        series.update({f"T_{k}": v for k, v in eq.results.temperatures.items()})
 
         report["structure"] = structure.structure_of(run, max_structure_frames)
 
@@ -158,7 +158,7 @@ def _layers(run, config, degree, model, notes):
         out = {}
         for label, k in (("first", 0), ("last", run.n_frames - 1)):
             atoms = run.atoms.copy()
-            atoms.positions = run.positions[k]
+            atoms.positions = run.universe.trajectory[k].positions
             out[label] = dict(layers_or_reason(raw, System.from_atoms(atoms), degree), frame=int(k))
             if "skipped" in out[label]:
                 out = {"skipped": out[label]["skipped"]}

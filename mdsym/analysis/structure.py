@@ -2,9 +2,9 @@
 
 - Periodic systems: the radial distribution function g(r) of all atoms, with
   MDAnalysis' ``InterRDF``, up to half the shortest box length.
-- Isolated systems: the distributions of bond lengths and bond angles, bonds being
-  pairs closer than the sum of ASE's natural cutoffs (times 1.2), recomputed in
-  every frame used.
+- Isolated systems: the distributions of bond lengths and bond angles
+  (``BondsAndAngles``), bonds being pairs closer than 1.2 times the sum of covalent
+  radii (``mdsym.molecules``), recomputed in every frame used.
 
 ``distribution_distance`` is the Wasserstein-1 (earth mover's) distance between
 two distributions on the same kind of axis (Angstrom for g(r) and bonds, degrees
@@ -13,6 +13,9 @@ At most ``max_frames`` frames, evenly spaced, are used.
 """
 
 import numpy as np
+from MDAnalysis.analysis.base import AnalysisBase
+
+from ..molecules import bonded_pairs
 
 BOND_BINS = np.linspace(0.5, 5.0, 181)
 ANGLE_BINS = np.linspace(0.0, 180.0, 181)
@@ -39,56 +42,78 @@ def rdf(universe, n_frames: int, max_frames: int = 200, nbins: int = 150) -> dic
             "rdf": analysis.results.rdf.tolist(), "frames_used": int(len(frames))}
 
 
-def bond_cutoffs(atoms, scale: float = 1.2) -> np.ndarray:
-    from ase.neighborlist import natural_cutoffs
+class BondsAndAngles(AnalysisBase):
+    """``BondsAndAngles(universe, numbers).run(frames=...)``: histograms (densities) of
+    the bond lengths and bond angles of the frames walked, their means and the bond
+    length's standard deviation, in ``results.figures``. Each frame adds to the
+    histograms' counts and to running sums, so memory does not grow with frames."""
 
-    radii = np.asarray(natural_cutoffs(atoms, mult=scale))
-    return radii[:, None] + radii[None, :]
+    def __init__(self, universe, numbers, **kwargs):
+        super().__init__(universe.trajectory, **kwargs)
+        self.numbers = np.asarray(numbers)
 
+    @classmethod
+    def get_supported_backends(cls):
+        return ("serial",)
 
-def bonds_and_angles(positions, cutoffs, max_frames: int = 200) -> dict:
-    """Histograms (densities) of bond lengths and bond angles over the frames used."""
-    frames = _frames(len(positions), max_frames)
-    lengths, angles = [], []
-    n = positions.shape[1]
-    upper = np.triu(np.ones((n, n), dtype=bool), 1)
-    for f in frames:
-        x = positions[f]
-        vectors = x[None, :, :] - x[:, None, :]  # r_j - r_i
-        d = np.linalg.norm(vectors, axis=-1)
-        bonded = (d < cutoffs) & ~np.eye(n, dtype=bool)
-        lengths.append(d[bonded & upper])
-        unit = vectors / np.where(d > 0, d, 1.0)[..., None]
-        for i in range(n):
-            j = np.flatnonzero(bonded[i])
-            if len(j) < 2:
-                continue
-            cosines = unit[i, j] @ unit[i, j].T
-            angles.append(cosines[np.triu_indices(len(j), 1)])
-    lengths = np.concatenate(lengths) if lengths else np.zeros(0)
-    cosines = np.concatenate(angles) if angles else np.zeros(0)
-    angles = np.degrees(np.arccos(np.clip(cosines, -1.0, 1.0)))
-    bond_hist, _ = np.histogram(lengths, BOND_BINS, density=True) if len(lengths) else (np.zeros(len(BOND_BINS) - 1), None)
-    angle_hist, _ = np.histogram(angles, ANGLE_BINS, density=True) if len(angles) else (np.zeros(len(ANGLE_BINS) - 1), None)
-    return {
-        "kind": "bonds",
-        "bond_bins": (0.5 * (BOND_BINS[1:] + BOND_BINS[:-1])).tolist(), "bond_hist": bond_hist.tolist(),
-        "angle_bins": (0.5 * (ANGLE_BINS[1:] + ANGLE_BINS[:-1])).tolist(), "angle_hist": angle_hist.tolist(),
-        "bond_mean_A": float(lengths.mean()) if len(lengths) else float("nan"),
-        "bond_std_A": float(lengths.std()) if len(lengths) else float("nan"),
-        "angle_mean_deg": float(angles.mean()) if len(angles) else float("nan"),
-        "bonds_per_frame": float(len(lengths) / max(len(frames), 1)),
-        "frames_used": int(len(frames)),
-    }
+    def _prepare(self):
+        self.bond_counts = np.zeros(len(BOND_BINS) - 1)
+        self.angle_counts = np.zeros(len(ANGLE_BINS) - 1)
+        self.bonds = self.angles = 0  # how many
+        self.bond_sum = self.bond_sum_squares = self.angle_sum = 0.0
+
+    def _single_frame(self):
+        positions = np.asarray(self._ts.positions, dtype=np.float64)
+        pairs, lengths = bonded_pairs(positions, self.numbers)
+        # every bond seen from each end: (centre, unit vector to the neighbour), by centre
+        centre = np.concatenate([pairs[:, 0], pairs[:, 1]])
+        vectors = positions[pairs[:, 1]] - positions[pairs[:, 0]]
+        units = np.concatenate([vectors, -vectors]) / np.concatenate([lengths, lengths])[:, None]
+        order = np.argsort(centre, kind="stable")
+        centre, units = centre[order], units[order]
+        # the angles at a centre: every two of its bonds, k places apart in that order
+        degree = np.bincount(centre).max() if len(centre) else 0
+        cosines = []
+        for k in range(1, degree):
+            same = centre[k:] == centre[:-k]
+            cosines.append(np.einsum("ij,ij->i", units[k:][same], units[:-k][same]))
+        angles = np.degrees(np.arccos(np.clip(np.concatenate(cosines), -1.0, 1.0))) if cosines else np.zeros(0)
+        self.bond_counts += np.histogram(lengths, BOND_BINS)[0]
+        self.angle_counts += np.histogram(angles, ANGLE_BINS)[0]
+        self.bonds += len(lengths)
+        self.angles += len(angles)
+        self.bond_sum += lengths.sum()
+        self.bond_sum_squares += (lengths * lengths).sum()
+        self.angle_sum += angles.sum()
+
+    def _conclude(self):
+        def density(counts, bins):  # as numpy.histogram(..., density=True)
+            return counts / counts.sum() / np.diff(bins) if counts.sum() else np.zeros(len(bins) - 1)
+
+        mean = self.bond_sum / self.bonds if self.bonds else float("nan")
+        variance = self.bond_sum_squares / self.bonds - mean**2 if self.bonds else float("nan")
+        self.results.figures = {
+            "kind": "bonds",
+            "bond_bins": (0.5 * (BOND_BINS[1:] + BOND_BINS[:-1])).tolist(),
+            "bond_hist": density(self.bond_counts, BOND_BINS).tolist(),
+            "angle_bins": (0.5 * (ANGLE_BINS[1:] + ANGLE_BINS[:-1])).tolist(),
+            "angle_hist": density(self.angle_counts, ANGLE_BINS).tolist(),
+            "bond_mean_A": float(mean),
+            "bond_std_A": float(np.sqrt(max(variance, 0.0))) if self.bonds else float("nan"),
+            "angle_mean_deg": float(self.angle_sum / self.angles) if self.angles else float("nan"),
+            "bonds_per_frame": float(self.bonds / max(self.n_frames, 1)),
+            "frames_used": int(self.n_frames),
+        }
 
 
 def structure_of(run, max_frames: int = 200) -> dict:
-    """The structural distributions of a ``RunData``."""
+    """The structural distributions of a ``RunData`` (its frames streamed)."""
     if run.n_frames == 0:
         return {"kind": "none"}
     if run.periodic:
         return rdf(run.universe, run.n_frames, max_frames)
-    return bonds_and_angles(run.positions, bond_cutoffs(run.atoms), max_frames)
+    analysis = BondsAndAngles(run.universe, run.numbers)
+    return analysis.run(frames=_frames(run.n_frames, max_frames)).results.figures
 
 
 def _wasserstein(bins_a, weights_a, bins_b, weights_b) -> float:

@@ -1,14 +1,23 @@
-"""Read a run directory once: frames as numpy arrays, thermo, run.json, masses.
-
-``FrameArrays`` is an MDAnalysis ``AnalysisBase`` that copies every frame's
-positions (Angstrom), velocities (Angstrom/ps) and forces (eV/Angstrom, converted
-back from MDAnalysis' kJ/mol/Angstrom) into ``(F, N, 3)`` arrays, so every analysis
-after it is vectorised numpy over frames.
+"""Read a run directory: run.json, structure, masses, thermo, and its frames.
 
 ``load_run`` reads a whole run directory, also a partial one (status ``running``
 after a kill) or a failed one: only the whole frames of ``trajectory.trr`` are
-read (a torn last frame is left out and noted), an unreadable ``thermo.csv`` is
+counted (a torn last frame is left out and noted), an unreadable ``thermo.csv`` is
 noted and the drift skipped. Every note names the file it is about.
+
+The frames are read in one of two ways:
+
+- streamed (``load_run(path, arrays=False)``, what ``mdsym analyze`` does): the run's
+  ``universe`` is opened and the analyses, MDAnalysis ``AnalysisBase`` subclasses,
+  walk it frame by frame, several of them in one pass (``walk``); memory does not
+  grow with the number of frames;
+- in memory (``arrays=True``, the default, for tests and small runs): ``FrameArrays``
+  copies every frame's positions (Angstrom), velocities (Angstrom/ps) and forces
+  (eV/Angstrom) into ``(F, N, 3)`` arrays: 72 bytes per atom and frame, 7 GB for
+  10^5 frames of 1000 atoms.
+
+``frame_velocities`` and ``frame_forces`` give one frame's velocities and forces in
+those units (MDAnalysis reads forces in kJ/mol/Angstrom).
 """
 
 import warnings
@@ -25,6 +34,41 @@ from ..rundir import FORCE_TO_KJ_MOL_A, RunDirectory, complete_frames
 
 #: 1 eV in amu Angstrom^2 / ps^2 (about 9648.5)
 EV_IN_AMU_A2_PS2 = (1000.0 * units.fs) ** 2
+
+
+def frame_velocities(ts):
+    """Velocities of a frame (Angstrom/ps, float64), or None when it has none."""
+    return np.asarray(ts.velocities, dtype=np.float64) if ts.has_velocities else None
+
+
+def frame_forces(ts):
+    """Forces of a frame (eV/Angstrom, float64), or None when it has none."""
+    return np.asarray(ts.forces, dtype=np.float64) / FORCE_TO_KJ_MOL_A if ts.has_forces else None
+
+
+def walk(analyses, stop=None):
+    """Run several ``AnalysisBase`` analyses of one trajectory in a single pass.
+
+    MDAnalysis runs one analysis per pass over the trajectory (its
+    ``AnalysisCollection``, issue #3569 / PR #4017, is not released), and reading a
+    TRR frame costs more than analysing it, so this walks the frames once and calls
+    each analysis' ``_prepare``, ``_single_frame`` and ``_conclude`` as
+    ``AnalysisBase.run`` does with the serial backend. Returns ``analyses``.
+    """
+    trajectory = analyses[0]._trajectory
+    for analysis in analyses:
+        if analysis._trajectory is not trajectory:
+            raise ValueError("walk: the analyses must share one trajectory")
+        analysis._setup_frames(trajectory, stop=stop)
+        analysis._prepare()
+    for index, ts in enumerate(trajectory[:stop]):
+        for analysis in analyses:
+            analysis._frame_index, analysis._ts = index, ts
+            analysis.frames[index], analysis.times[index] = ts.frame, ts.time
+            analysis._single_frame()
+    for analysis in analyses:
+        analysis._conclude()
+    return analyses
 
 
 class FrameArrays(AnalysisBase):
@@ -48,9 +92,9 @@ class FrameArrays(AnalysisBase):
         ts, k = self._ts, self._frame_index
         self.results.positions[k] = ts.positions
         if ts.has_velocities:
-            self.results.velocities[k] = ts.velocities
+            self.results.velocities[k] = frame_velocities(ts)
         if ts.has_forces:
-            self.results.forces[k] = ts.forces / FORCE_TO_KJ_MOL_A
+            self.results.forces[k] = frame_forces(ts)
         if ts.dimensions is not None:
             self.results.boxes[k] = ts.dimensions
         self.results.time_ps[k] = ts.time
@@ -82,11 +126,8 @@ class RunData:
     boxes: np.ndarray  # (F, 6) MDAnalysis dimensions
     thermo: dict = None  # columns of thermo.csv, or None when unreadable
     notes: list = field(default_factory=list)  # partial / failed / truncated, one line each
-    universe: object = None
-
-    @property
-    def n_frames(self) -> int:
-        return len(self.time_ps)
+    universe: object = None  # MDAnalysis Universe over the whole frames
+    n_frames: int = 0  # whole frames of trajectory.trr (the arrays hold them only with arrays=True)
 
     @property
     def n_atoms(self) -> int:
@@ -105,8 +146,12 @@ class RunData:
         return self.status == "completed"
 
 
-def load_run(path, read_frames: bool = True) -> RunData:
-    """Read ``path`` (a run directory) into a ``RunData``; see the module docstring."""
+def load_run(path, read_frames: bool = True, arrays: bool = True) -> RunData:
+    """Read ``path`` (a run directory) into a ``RunData``; see the module docstring.
+
+    ``read_frames=False``: no trajectory at all; ``arrays=False``: the trajectory is
+    opened (``universe``, ``n_frames``) but its frames are left for analyses to stream.
+    """
     run = RunDirectory(path)
     if not run.path.is_dir():
         raise MdsymError(f"{run.path} is not a directory")
@@ -170,9 +215,11 @@ def load_run(path, read_frames: bool = True) -> RunData:
         raise MdsymError(
             f"{run.trajectory} has {len(universe.atoms)} atoms but {run.structure} has {n}"
         )
+    data.universe, data.n_frames = universe, len(whole)
+    if not arrays:
+        return data
     frames = FrameArrays(universe).run(stop=len(whole))
     r = frames.results
     data.time_ps, data.step, data.positions = r.time_ps, r.step, r.positions
     data.velocities, data.forces, data.boxes = r.velocities, r.forces, r.boxes
-    data.universe = universe
     return data
