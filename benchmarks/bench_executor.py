@@ -34,7 +34,7 @@ def first_call_difference(model, structure, optimise: bool) -> float:
 import numpy as np, torch
 torch.set_num_threads(1)
 import mdsym
-from mdsym.commands_common import structure_path
+from mdsym.cli_support import structure_path
 from mdsym.system import System, read_structure
 if {optimise!r}:
     # undo mdsym's switch for this measurement: optimised execution, torch's default
@@ -54,7 +54,7 @@ def time_ratios(model_name, structure, rounds: int) -> dict:
     """Median time ratio off / on for raw and o3:3 calls, interleaved rounds."""
     import torch
 
-    from mdsym.commands_common import structure_path
+    from mdsym.cli_support import structure_path
     from mdsym.models import load_model
     from mdsym.symmetrize import Symmetrizer
     from mdsym.system import System, read_structure

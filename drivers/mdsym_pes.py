@@ -14,7 +14,7 @@ or inside the i-PI process, with no socket at all::
     </ffdirect>
 
 Parameters (keyword arguments), the options of ``mdsym serve`` with its defaults
-(``mdsym.commands_common``):
+(``mdsym.cli_support``):
 
 - ``template``: the structure i-PI simulates (i-PI sends no atomic numbers): a file
   or a shipped structure name; default the shipped ``ethanol.xyz``;
@@ -38,7 +38,7 @@ import sys
 
 from ipi.pes.dummy import Dummy_driver
 
-from mdsym.commands_common import (DEFAULT_FORCES, DEFAULT_MODEL, DEFAULT_SEED,
+from mdsym.cli_support import (DEFAULT_FORCES, DEFAULT_MODEL, DEFAULT_SEED,
                                    DEFAULT_STRUCTURE, DEFAULT_SYMMETRIZE, DEFAULT_THREADS)
 
 __DRIVER_NAME__ = "mdsym"

@@ -5,7 +5,7 @@ import sys
 
 import click
 
-from .commands_common import (  # noqa: F401  (re-exported: tests and benchmarks use them)
+from .cli_support import (  # noqa: F401  (re-exported: tests and benchmarks use them)
     DEFAULT_MODEL,
     DEFAULT_STRUCTURE,
     STRUCTURES,
@@ -69,7 +69,7 @@ def equivariance(model, structure, degree, symmetrize, so3, forces, batch_size, 
 
     from .metrics import measure, metrics_quadrature
     from .models import load_model
-    from .models.symmetrized import SymmetrizedModel
+    from .models.symmetrized import QuadratureAveragedModel
     from .symmetrize import Symmetrizer, SymmetrizeSpec
     from .system import System, read_structure
 
@@ -88,7 +88,7 @@ def equivariance(model, structure, degree, symmetrize, so3, forces, batch_size, 
     symmetrizer = Symmetrizer(the_model, symmetrize, batch_size=batch_size)
     raw_model = the_model
     if symmetrizer.spec.mode != "none" or str(symmetrizer.spec) != "none":
-        the_model = SymmetrizedModel(symmetrizer)
+        the_model = QuadratureAveragedModel(symmetrizer)
     report = measure(the_model, system, degree, inversion=not so3, batch_size=batch_size)
     report["model"] = the_model.name
     report["structure"] = str(structure)

@@ -26,7 +26,7 @@ import os
 import types
 from dataclasses import dataclass, field, fields
 
-from .commands_common import (
+from .cli_support import (
     DEFAULT_FORCES,
     DEFAULT_MODEL,
     DEFAULT_SEED,
@@ -253,7 +253,7 @@ def _typed(kind, value, option, name):
         except (TypeError, ValueError):
             what = "a number" if kind is float else "a whole number"
             raise MdsymError(f"{option} must be {what}, not {value!r}") from None
-    if name == "threads":  # 'auto' or a count (mdsym.commands_common.configure_threads)
+    if name == "threads":  # 'auto' or a count (mdsym.cli_support.configure_threads)
         text = str(value)
         if text != "auto" and not (text.isdigit() and int(text) >= 1):
             raise MdsymError(f"--threads must be 'auto' or a number >= 1, not {value!r}")

@@ -16,7 +16,7 @@ RMS over atoms and components) whenever ``--symmetrize`` averages over rotations
 
 import click
 
-from .commands_common import (DEFAULT_FORCES, DEFAULT_MODEL, DEFAULT_SEED, DEFAULT_STRUCTURE,
+from .cli_support import (DEFAULT_FORCES, DEFAULT_MODEL, DEFAULT_SEED, DEFAULT_STRUCTURE,
                               DEFAULT_SYMMETRIZE, DEFAULT_THREADS, THREADS_HELP, YES_HELP,
                               check_cost, configure_threads, one_line_errors, structure_path)
 from .models.devices import DEFAULT_DEVICE, DEVICE_HELP, DTYPE_HELP, DTYPES, dtype_name

@@ -23,7 +23,7 @@ import pytest
 import torch
 
 from mdsym import MdsymCalculator, MdsymError, load_model
-from mdsym.commands_common import DEFAULT_MODEL, DEFAULT_STRUCTURE
+from mdsym.cli_support import DEFAULT_MODEL, DEFAULT_STRUCTURE
 from mdsym.ipi import protocol as p
 from mdsym.processes import command_for, mdsym_command
 from mdsym.system import System
@@ -243,7 +243,7 @@ def test_an_explicit_quadrature_does_not_replace_a_spec_silently():
 def test_first_and_second_pet_call_are_bit_identical_in_a_fresh_process():
     script = (
         "import numpy as np, mdsym\n"
-        "from mdsym.commands_common import DEFAULT_STRUCTURE\n"
+        "from mdsym.cli_support import DEFAULT_STRUCTURE\n"
         "from mdsym.system import System, read_structure\n"
         "model = mdsym.load_model('pet-ethanol')\n"
         "system = System.from_atoms(read_structure(DEFAULT_STRUCTURE))\n"

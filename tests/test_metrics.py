@@ -9,7 +9,7 @@ from scipy.special import eval_legendre
 from mdsym import System
 from mdsym.metrics import measure
 from mdsym.models import AnalyticModel, NativeModel, SpuriousTerm
-from mdsym.models.symmetrized import SymmetrizedModel
+from mdsym.models.symmetrized import QuadratureAveragedModel
 from mdsym.symmetrize import Symmetrizer
 
 AXIS = np.array([0.31, 0.52, 0.79]) / np.linalg.norm([0.31, 0.52, 0.79])
@@ -84,7 +84,7 @@ def test_symmetrized_model_has_zero_error_up_to_its_degree(small_crystal):
     model = NativeModel(AnalyticModel(terms=(SpuriousTerm(2, 1, 0.05),), axis=AXIS))
     system = System.from_atoms(small_crystal)
     raw = measure(model, system, max_degree=2)
-    sym = measure(SymmetrizedModel(Symmetrizer(model, "o3:2")), system, max_degree=2)
+    sym = measure(QuadratureAveragedModel(Symmetrizer(model, "o3:2")), system, max_degree=2)
     assert raw["forces"]["A"] > 1e-3
     assert sym["energy"]["A"] < 1e-12 and sym["forces"]["A"] < 1e-12 and sym["stress"]["A"] < 1e-12
 

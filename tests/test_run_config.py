@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 import mdsym.engines.run as engine_run
 from mdsym import cli
-from mdsym.commands_common import structure_path
+from mdsym.cli_support import structure_path
 from mdsym.engines.run import read_config, resume_md, run_md
 from mdsym.errors import MdsymError
 from mdsym.run_config import CONFIG_VERSION, LEGACY_FIELDS, RunConfig

@@ -190,15 +190,15 @@ def test_A_of_a_grid_symmetrized_model_is_not_measured_on_its_own_group():
     import ase.io
 
     from mdsym.analysis.equivariance_series import offset_quadrature
-    from mdsym.commands_common import STRUCTURES
+    from mdsym.cli_support import STRUCTURES
     from mdsym.metrics import equivariance_error, metrics_quadrature
     from mdsym.models import load_model
-    from mdsym.models.symmetrized import SymmetrizedModel
+    from mdsym.models.symmetrized import QuadratureAveragedModel
     from mdsym.symmetrize import Symmetrizer, evaluate_back_rotated
     from mdsym.system import System
 
     system = System.from_atoms(ase.io.read(STRUCTURES / "cu-cluster-55.xyz"))
-    symmetrized = SymmetrizedModel(Symmetrizer(load_model("analytic:bond4=0.05"), "o3:3"))
+    symmetrized = QuadratureAveragedModel(Symmetrizer(load_model("analytic:bond4=0.05"), "o3:3"))
     grid = metrics_quadrature(1)
     aligned = evaluate_back_rotated(symmetrized, system, grid, ("forces",))["forces"]
     offset = evaluate_back_rotated(symmetrized, system, offset_quadrature(grid), ("forces",))["forces"]

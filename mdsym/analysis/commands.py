@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from ..commands_common import THREADS_HELP, YES_HELP, check_cost, one_line_errors
+from ..cli_support import THREADS_HELP, YES_HELP, check_cost, one_line_errors
 from ..quadrature import MAX_DEGREE
 
 #: Largest --degree: B's quadrature must be exact to 2 L + 1.

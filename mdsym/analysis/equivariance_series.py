@@ -7,7 +7,7 @@ neighbour list), exactly as ``mdsym equivariance`` does on one structure
 (``mdsym.metrics``): A of the energy (eV) and of the forces (eV/Angstrom) and,
 with ``content=True``, B per (lambda, sigma) sector.
 
-For a symmetrized run the raw model and the symmetrized one (``SymmetrizedModel``)
+For a symmetrized run the raw model and the symmetrized one (``QuadratureAveragedModel``)
 are both measured: ``A_energy`` / ``A_forces`` and ``A_energy_sym`` /
 ``A_forces_sym``. The symmetrized model costs ``G_metrics x G_symmetrizer``
 evaluations per frame, so its A uses the quadrature of ``symmetrized_degree``
@@ -31,7 +31,7 @@ def model_of_run(config, model=None):
     """(raw model, symmetrized model or None) that drove a run, from its ``RunConfig``
     (``model``: another model to measure under the run's symmetrization)."""
     from ..models import load_model
-    from ..models.symmetrized import SymmetrizedModel
+    from ..models.symmetrized import QuadratureAveragedModel
 
     raw = load_model(model if model is not None else config.model, forces=config.forces,
                      dtype=config.dtype if model is None else None)  # the run's precision
@@ -40,7 +40,7 @@ def model_of_run(config, model=None):
     if str(spec) == "none":
         return raw, None
     symmetrizer = Symmetrizer(raw, spec, seed=config.seed)
-    return raw, SymmetrizedModel(symmetrizer)
+    return raw, QuadratureAveragedModel(symmetrizer)
 
 
 def frame_cell(atoms, dimensions) -> np.ndarray:

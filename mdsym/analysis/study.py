@@ -99,7 +99,7 @@ def check_study(model, structure, specs, seeds, steps, timestep_fs, temperature_
     """Every input of a study, checked before anything runs; one clear line per problem.
 
     Returns the structure (``ase.Atoms``)."""
-    from ..commands_common import structure_path
+    from ..cli_support import structure_path
     from ..models import load_model
     from ..symmetrize import SymmetrizeSpec
     from ..system import System, read_structure
@@ -420,7 +420,7 @@ def run_study(out, model: str = DEFAULT_MODEL, structure=DEFAULT_STRUCTURE, spec
 
     ``threads`` sets torch's threads as ``mdsym run --threads`` does (``auto``: one
     below 256 atoms), for the checks and for every run (None: ``auto``)."""
-    from ..commands_common import configure_threads, structure_path
+    from ..cli_support import configure_threads, structure_path
     from .compare import compare_runs
 
     started = time.monotonic()

@@ -64,7 +64,7 @@ def slug(text: str) -> str:
 def structure_for(model: str, structure=None) -> Path:
     """The structure a model is audited on: the one given, a shipped model's own
     (its card's ``structure``), ``cu-cluster-55`` for the analytic model, else ethanol."""
-    from ..commands_common import DEFAULT_STRUCTURE, STRUCTURES, structure_path
+    from ..cli_support import DEFAULT_STRUCTURE, STRUCTURES, structure_path
     from ..models import shipped
 
     if structure:
@@ -198,12 +198,12 @@ class Battery:
                                   batch_size=self.batch_size)
 
     def symmetrized(self, spec: str):
-        from ..models.symmetrized import SymmetrizedModel
+        from ..models.symmetrized import QuadratureAveragedModel
         from ..symmetrize import Symmetrizer
 
         if spec == "none":
             return self.model
-        return SymmetrizedModel(Symmetrizer(self.model, spec, batch_size=self.batch_size, seed=self.seed))
+        return QuadratureAveragedModel(Symmetrizer(self.model, spec, batch_size=self.batch_size, seed=self.seed))
 
     def static(self, spec: str) -> dict:
         from ..analysis.dynamic_equivariance import static_rotation_tests

@@ -75,7 +75,7 @@ class _Silent:
 def _command():
     import click
 
-    from ..commands_common import THREADS_HELP, configure_threads, one_line_errors
+    from ..cli_support import THREADS_HELP, configure_threads, one_line_errors
 
     @click.command()
     @click.argument("models", nargs=-1, required=True)

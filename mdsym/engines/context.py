@@ -9,7 +9,7 @@ i-PI engine runs it in its ``mdsym serve`` clients, and needs only the checks.
 
 from dataclasses import dataclass
 
-from ..commands_common import configure_threads
+from ..cli_support import configure_threads
 from ..errors import MdsymError
 from ..run_config import RunConfig
 

@@ -14,7 +14,10 @@ from ..quadrature import Quadrature
 from .base import Model
 
 
-class SymmetrizedModel(Model):
+class QuadratureAveragedModel(Model):
+    """A ``Symmetrizer`` as a ``Model`` (not metatomic's ``SymmetrizedModel``, which
+    wraps a metatomic model for its own O(3) averaging)."""
+
     def __init__(self, symmetrizer: Symmetrizer):
         self.symmetrizer = symmetrizer
         inner = symmetrizer.model

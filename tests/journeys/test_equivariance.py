@@ -17,7 +17,7 @@ from .conftest import mdsym
 
 def test_equivariance_json_matches_the_symmetrizing_calculator(tmp_path):
     from mdsym import MdsymCalculator, load_model
-    from mdsym.commands_common import DEFAULT_MODEL, DEFAULT_STRUCTURE
+    from mdsym.cli_support import DEFAULT_MODEL, DEFAULT_STRUCTURE
 
     out = mdsym("equivariance", "--json", cwd=tmp_path)
     report = json.loads(out.stdout)

@@ -1,4 +1,4 @@
-"""What every mdsym command shares: defaults, shipped structure names, threads, and
+"""CLI support: what every mdsym command shares: defaults, shipped structure names, threads, and
 the one-line error handling. Its own module so that command modules (``serve``,
 ``analysis.commands``) and ``cli`` import it without importing each other."""
 
