@@ -18,7 +18,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import yaml
 
 HERE = Path(__file__).resolve().parent
@@ -35,40 +34,15 @@ SYSTEMS = {
 
 
 def held_out_errors(name: str, test_file: Path) -> dict:
-    """RMSEs of the shipped model ``name`` on ``test_file`` (energy per atom, forces,
-    stress as 3x3 tensors), in meV units. The same recipe is in tests/."""
+    """The card's held-out errors of the shipped model ``name`` (``mdsym.models.held_out``,
+    which the tests recompute too), on one torch thread."""
     import torch
-    from ase.io import read
-    from ase.stress import voigt_6_to_full_3x3_stress
 
     import mdsym
+    from mdsym.models.held_out import held_out_errors as errors_of
 
     torch.set_num_threads(1)
-    calc = mdsym.MdsymCalculator(mdsym.load_model(name))
-    de, df, ds = [], [], []
-    frames = read(test_file, ":")
-    for frame in frames:
-        e_ref, f_ref = frame.get_potential_energy(), frame.get_forces()
-        s_ref = frame.get_stress() if frame.pbc.all() else None
-        atoms = frame.copy()
-        atoms.calc = calc
-        de.append((atoms.get_potential_energy() - e_ref) / len(atoms))
-        df.append((atoms.get_forces() - f_ref).ravel())
-        if s_ref is not None:
-            ds.append((voigt_6_to_full_3x3_stress(atoms.get_stress())
-                       - voigt_6_to_full_3x3_stress(s_ref)).ravel())
-    errors = {
-        "n_frames": len(frames),
-        "energy_rmse_meV_per_atom": 1e3 * float(np.sqrt(np.mean(np.square(de)))),
-        "forces_rmse_meV_per_A": 1e3 * float(np.sqrt(np.mean(np.square(np.concatenate(df))))),
-        "forces_reference_std_meV_per_A": 1e3 * float(np.std(np.concatenate(
-            [f.get_forces().ravel() for f in frames]))),
-    }
-    if ds:
-        errors["stress_rmse_meV_per_A3"] = 1e3 * float(np.sqrt(np.mean(np.square(ds))))
-        errors["stress_reference_std_meV_per_A3"] = 1e3 * float(np.std(
-            [f.get_stress() for f in frames]))
-    return errors
+    return errors_of(mdsym.load_model(name), test_file)
 
 
 def equivariance(name: str, structure: Path) -> dict:
