@@ -565,3 +565,45 @@ def test_beads_and_drivers_are_refused_by_the_ase_engine(tmp_path):
         assert done.returncode == 2 and len(lines) == 1, done.stderr
         assert "i-PI engine" in lines[0] and "--engine ipi" in lines[0]
         assert not (tmp_path / "run").exists()
+
+
+# --- every input the CLI can ask for is one i-PI accepts -----------------------------
+
+
+@pytest.mark.parametrize("ensemble,thermostat", [("nve", "svr"), ("nvt", "svr"), ("nvt", "langevin")])
+@pytest.mark.parametrize("beads", [1, 4])
+@pytest.mark.parametrize("symmetrize", ["none", "o3:1+nettorque", "random"])
+@pytest.mark.parametrize("socket_kind", ["unix", "tcp"])
+def test_every_cli_input_is_accepted_by_ipis_own_parser(tmp_path, monkeypatch, ensemble, thermostat,
+                                                       beads, symmetrize, socket_kind):
+    """The engine's input for each (ensemble, thermostat, beads, symmetrization, socket)
+    that ``mdsym run --engine ipi`` allows goes through i-PI's own input classes
+    (``InputSimulation.parse`` and ``fetch``, which build i-PI's objects and check every
+    option, e.g. the thermostat mode) without error; a wrong mode is refused by them."""
+    from ipi.inputs.simulation import InputSimulation
+    from ipi.utils.io.inputs import io_xml
+
+    from mdsym.engines.ipi_md import IpiRun, Socket, first_input
+    from mdsym.run_config import RunConfig
+
+    atoms = ase.io.read(CLUSTER)
+    config = RunConfig(model="analytic", structure=str(CLUSTER), engine="ipi", ensemble=ensemble,
+                       thermostat=thermostat, beads=beads, symmetrize=symmetrize, steps=5,
+                       socket=socket_kind, port=31415 if socket_kind == "tcp" else None)
+    socket = Socket("unix", unique_name("parse")) if socket_kind == "unix" else \
+        Socket("inet", "localhost", 31415)
+    run = IpiRun(config, None, atoms, False, None, socket, config.symmetrize.mode != "none")
+    xml = first_input(run, "seg0")
+    monkeypatch.chdir(tmp_path)
+
+    def fetched(text):
+        simulation = InputSimulation()
+        simulation.parse(io_xml.xml_parse_string(text).fields[0][1])
+        return simulation.fetch()
+
+    assert type(fetched(xml)).__name__ == "Simulation"
+    if ensemble == "nvt":
+        wrong = xml.replace('mode="pile_l"', 'mode="banana"').replace('mode="pile_g"', 'mode="banana"')
+        wrong = wrong.replace(f'mode="{thermostat}"', 'mode="banana"')
+        with pytest.raises(ValueError, match="banana"):
+            fetched(wrong)
