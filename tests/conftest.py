@@ -17,3 +17,15 @@ def small_crystal():
     atoms = ase.build.bulk("Cu", "fcc", a=3.61, cubic=True) * (2, 2, 2)
     atoms.rattle(0.08, seed=3)
     return atoms
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Torch on one thread for a module's in-process model calls (as mdsym's
+    ``--threads auto`` below 256 atoms), restored afterwards."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -17,7 +17,6 @@ import sys
 
 import numpy as np
 import pytest
-import torch
 from ase.io import read
 
 from mdsym import MdsymCalculator, MdsymError, System, load_model
@@ -28,12 +27,7 @@ NAMES = shipped.names()
 LEARNED = [name for name in NAMES if shipped.DATA.joinpath(f"{name}.json").exists()]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def model_card(name):

@@ -14,12 +14,13 @@ code and the tail of its stdout and stderr.
 
 import hashlib
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from mdsym.processes import stop as stop_group  # SIGTERM to the group, then SIGKILL
 
 VENV_BIN = Path(sys.executable).parent
 MDSYM = VENV_BIN / "mdsym"
@@ -65,22 +66,6 @@ class Result:
         return [line for line in self.stderr.splitlines() if line.strip()]
 
 
-def _stop_group(process, grace_s=5.0):
-    """Stop a process started in its own session, and everything it started there."""
-    if process.poll() is not None:
-        return
-    for signum in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(process.pid, signum)
-        except ProcessLookupError:
-            return
-        try:
-            process.wait(timeout=grace_s)
-            return
-        except subprocess.TimeoutExpired:
-            continue
-
-
 def start(args, cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE) -> subprocess.Popen:
     """Start a command in its own session with the user's environment (not waited for)."""
     return subprocess.Popen([str(a) for a in args], cwd=cwd, env=user_env(), text=True,
@@ -98,7 +83,7 @@ def run(args, cwd, timeout=DEFAULT_TIMEOUT_S, check=True) -> Result:
     try:
         stdout, stderr = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        _stop_group(process)
+        stop_group(process, wait=5.0)
         stdout, stderr = process.communicate()
         result = Result(args, None, stdout, stderr)
         pytest.fail(f"timed out after {timeout} s\n{result.describe()}", pytrace=False)
@@ -136,7 +121,7 @@ def stop_later():
     processes = []
     yield processes.append
     for process in processes:
-        _stop_group(process)
+        stop_group(process, wait=5.0)
 
 
 @pytest.fixture(autouse=True, scope="session")
