@@ -56,7 +56,8 @@ def synthetic_run(path, n_frames, n_atoms, seed=0):
 def bench_frames(path, n_frames):
     from mdsym.analysis.angular_momentum import summarize as am_summary
     from mdsym.analysis.drift import energy_drift
-    from mdsym.analysis.equipartition import kinetic_temperatures, molecules
+    from mdsym.analysis.equipartition import kinetic_temperatures
+    from mdsym.molecules import molecules
     from mdsym.analysis.trajectory import load_run
 
     timings = {}

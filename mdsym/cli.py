@@ -20,13 +20,11 @@ from .cli_support import (  # noqa: F401  (re-exported: tests and benchmarks use
 from .auto_degree import DEFAULT_RECHECK_CALLS, DEFAULT_TOLERANCE_EVA
 from .errors import MdsymError
 from .models.devices import DEFAULT_DEVICE, DEVICE_HELP, DTYPE_HELP, DTYPES, dtype_name
-from .quadrature import MAX_DEGREE
+from .metrics import MAX_CONTENT_DEGREE
 from .run_config import RunConfig
 
 POSITIVE = click.FloatRange(min=0, min_open=True)
 NON_NEGATIVE = click.FloatRange(min=0)
-#: Largest --degree of B: its quadrature must be exact to 2 L + 1.
-MAX_CONTENT_DEGREE = (MAX_DEGREE - 1) // 2
 
 
 @click.group(cls=OneLineGroup)

@@ -26,6 +26,10 @@ from .rotations import rotate_copies, rotate_tensor_copies
 from .wigner import sector_characters, wigner_d
 
 
+#: The largest degree of A and B: their quadrature must be exact to 2 L + 1.
+MAX_CONTENT_DEGREE = (quad.MAX_DEGREE - 1) // 2
+
+
 def metrics_quadrature(max_degree: int, inversion: bool = True) -> quad.Quadrature:
     """The cheapest quadrature for A and for B up to ``max_degree``."""
     return quad.cheapest(2 * max_degree + 1, inversion)

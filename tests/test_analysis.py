@@ -13,9 +13,10 @@ from ase.md.verlet import VelocityVerlet
 from click.testing import CliRunner
 
 from mdsym import MdsymCalculator, load_model
-from mdsym.analysis.angular_momentum import AngularMomentum, angular_momentum, torque
+from mdsym.analysis.angular_momentum import AngularMomentum
 from mdsym.analysis.drift import energy_drift
 from mdsym.analysis.equipartition import kinetic_temperatures
+from mdsym.mechanics import angular_momentum, torque
 from mdsym.analysis.report import analyze_run
 from mdsym.analysis.trajectory import EV_IN_AMU_A2_PS2, load_run
 from mdsym.cli import main

@@ -20,7 +20,7 @@ The functions work on one frame ``(N, 3)`` or on frames ``(F, N, 3)`` alike.
 import numpy as np
 from MDAnalysis.analysis.base import AnalysisBase
 
-from ..mechanics import angular_momentum, centre_of_mass, net_force, torque  # noqa: F401 (re-exported)
+from ..mechanics import angular_momentum, net_force, torque
 from .trajectory import EV_IN_AMU_A2_PS2, frame_forces, frame_velocities
 
 

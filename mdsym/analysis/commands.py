@@ -6,10 +6,7 @@ from pathlib import Path
 import click
 
 from ..cli_support import THREADS_HELP, YES_HELP, check_cost, one_line_errors
-from ..quadrature import MAX_DEGREE
-
-#: Largest --degree: B's quadrature must be exact to 2 L + 1.
-MAX_CONTENT_DEGREE = (MAX_DEGREE - 1) // 2
+from ..metrics import MAX_CONTENT_DEGREE
 
 
 def _check_cost(degree, yes):

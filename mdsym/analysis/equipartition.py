@@ -22,7 +22,6 @@ from ase.data import chemical_symbols
 from MDAnalysis.analysis.base import AnalysisBase
 
 from ..mechanics import angular_momentum, centre_of_mass, inertia_tensor, rotational_energy
-from ..molecules import molecules  # noqa: F401 (the equipartition's molecules)
 from .trajectory import EV_IN_AMU_A2_PS2, frame_velocities
 
 

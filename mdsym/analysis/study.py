@@ -103,7 +103,7 @@ def check_study(model, structure, specs, seeds, steps, timestep_fs, temperature_
     from ..models import load_model
     from ..symmetrize import SymmetrizeSpec
     from ..system import System, read_structure
-    from ..quadrature import MAX_DEGREE
+    from ..metrics import MAX_CONTENT_DEGREE
 
     if steps < 1:
         raise MdsymError(f"--steps must be at least 1, got {steps}")
@@ -115,8 +115,8 @@ def check_study(model, structure, specs, seeds, steps, timestep_fs, temperature_
         raise MdsymError(f"--stride must be at least 1, got {stride}")
     if every is not None and every < 1:
         raise MdsymError(f"--every must be at least 1, got {every}")
-    if not 0 <= degree <= (MAX_DEGREE - 1) // 2:  # B's quadrature is exact to 2 L + 1
-        raise MdsymError(f"--degree must be between 0 and {(MAX_DEGREE - 1) // 2}, got {degree}")
+    if not 0 <= degree <= MAX_CONTENT_DEGREE:
+        raise MdsymError(f"--degree must be between 0 and {MAX_CONTENT_DEGREE}, got {degree}")
     parse_specs(",".join(specs))
     parse_seeds(",".join(str(s) for s in seeds))
     atoms = read_structure(structure_path(structure))
