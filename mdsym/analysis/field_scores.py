@@ -33,6 +33,8 @@ positions Angstrom, momenta amu Angstrom/ps (thermo.csv's).
 import numpy as np
 from ase.data import covalent_radii
 
+from .trajectory import energy_rows
+
 #: MLIP Audit: ``mlipaudit.scoring.ALPHA``, the decay rate of the soft threshold
 MLIPAUDIT_ALPHA = 3.0
 #: MLIP Audit: ``nve_energy_conservation.ENERGY_DRIFT_RATIO_THRESHOLD``
@@ -454,15 +456,16 @@ def of_run(run, config) -> dict:
     if thermo is None or len(thermo["step"]) < 2:
         out["skipped"] = "no thermo.csv rows to fit"
         return out
-    t_ps = np.asarray(thermo["time_fs"], float) / 1000.0
-    total = np.asarray(thermo["conserved_eV"], float)
-    kinetic = np.asarray(thermo["kinetic_eV"], float)
-    momenta = np.stack([thermo[k] for k in ("px", "py", "pz")], axis=1)
-    finite = np.isfinite(total) & np.isfinite(np.asarray(thermo["potential_eV"], float))
+    rows = energy_rows(thermo, config)  # mts:K: the outer steps, where conserved_eV is conserved
+    t_ps = np.asarray(thermo["time_fs"], float)[rows] / 1000.0
+    total = np.asarray(thermo["conserved_eV"], float)[rows]
+    kinetic = np.asarray(thermo["kinetic_eV"], float)[rows]
+    momenta = np.stack([thermo[k] for k in ("px", "py", "pz")], axis=1)[rows]
+    finite = np.isfinite(total) & np.isfinite(np.asarray(thermo["potential_eV"], float)[rows])
     out["mlipaudit_nve"] = mlipaudit_nve(t_ps[finite], total[finite], kinetic[finite])
     out["mlpeg_drift_meV_atom_ps"] = mlpeg_drift(t_ps, total, run.n_atoms)
-    out["nvalchemi"] = nvalchemi_stability(thermo["step"], total, momenta, run.n_atoms,
-                                           config.timestep_fs, finite)
+    out["nvalchemi"] = nvalchemi_stability(np.asarray(thermo["step"])[rows], total, momenta,
+                                           run.n_atoms, config.timestep_fs, finite)
     out["mlipaudit_stability"] = _stability_of_run(run, config)
     return out
 

@@ -23,7 +23,7 @@ from . import structure
 from .angular_momentum import AngularMomentum
 from .drift import energy_drift
 from .equipartition import Equipartition
-from .trajectory import load_run, walk
+from .trajectory import energy_rows, load_run, walk
 
 
 def _pyplot():
@@ -61,10 +61,13 @@ def analyze_run(path, out=None, every=None, degree: int = 2, content: bool = Fal
     }
     series = {}
 
-    # energy drift (thermo.csv: every step)
+    # energy drift (thermo.csv: every step; mts:K the outer steps)
     if run.thermo is not None:
         t = run.thermo["time_fs"] / 1000.0
-        report["drift"] = energy_drift(t, run.thermo["conserved_eV"], run.thermo["kinetic_eV"], run.n_atoms)
+        rows = energy_rows(run.thermo, config)  # mts:K: the outer steps only
+        report["drift"] = energy_drift(t[rows], run.thermo["conserved_eV"][rows],
+                                       run.thermo["kinetic_eV"][rows], run.n_atoms)
+        report["drift"]["rows"] = "every step" if rows.all() else "outer steps (step % K == 0)"
         report["drift"]["ensemble"] = config.ensemble if config is not None else None
         series.update(thermo_time_ps=t, conserved_eV=run.thermo["conserved_eV"],
                       kinetic_eV=run.thermo["kinetic_eV"], potential_eV=run.thermo["potential_eV"])
@@ -324,6 +327,9 @@ def markdown(report: dict) -> str:
                   f"| {_g(d['duration_ps'])} |"]
         if d.get("ensemble") and str(d["ensemble"]).lower() == "nvt":
             lines.append("\nNVT: the conserved quantity includes the thermostat's exchanged energy.")
+        if d.get("rows", "every step") != "every step":
+            lines.append(f"\nMultiple time stepping: fitted on the {d['rows']}, where the conserved "
+                         "quantity is the symmetrized model's total energy.")
         lines.append("\n![energy](energy.png)")
     lines += field_markdown(report.get("field"))
     a = report.get("angular_momentum")

@@ -146,6 +146,17 @@ class RunData:
         return self.status == "completed"
 
 
+def energy_rows(thermo: dict, config) -> np.ndarray:
+    """Mask of the ``thermo`` rows whose ``conserved_eV`` is the conserved quantity of
+    a run made with ``config`` (its ``RunConfig``, or None): every row, except under
+    multiple time stepping (``mts:K``), where only the outer steps (``step % K == 0``)
+    carry the symmetrized model's total energy; between them the held correction
+    lets it wander (``mdsym.engines.mts``). Drift figures are fitted on these rows."""
+    steps = np.asarray(thermo["step"]).astype(int)
+    interval = config.symmetrize.mts_interval if config is not None else 0
+    return steps % interval == 0 if interval > 1 else np.ones(len(steps), bool)
+
+
 def load_run(path, read_frames: bool = True, arrays: bool = True) -> RunData:
     """Read ``path`` (a run directory) into a ``RunData``; see the module docstring.
 
