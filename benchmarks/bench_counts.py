@@ -18,7 +18,6 @@
 import argparse
 import json
 
-import numpy as np
 
 from common import RESULTS, pin_threads
 
