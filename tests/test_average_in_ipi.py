@@ -245,3 +245,66 @@ def test_ipi_grid_energies_give_mdsyms_rotational_std():
     assert abs(grid.energy_rot_std(np.asarray(raw) / p.HARTREE) * p.HARTREE - expected) < 1e-10
     assert np.isnan(grid.energy_rot_std(np.zeros(3)))  # not this grid's energies: NaN, not a guess
     assert ipi_input.IPI_GRID_ENERGIES == ("o3grid_pots",)
+
+
+def test_remote_only_run_survives_a_lost_client(tmp_path, one_driver):
+    """``--drivers 0`` with two clients started by hand, each in the README's loop: one
+    is killed mid-run, i-PI stalls, mdsym restarts it from its last step, the loop brings
+    the other back, and the trajectory is the one-driver one, every step once."""
+    import os
+    import shlex
+    import signal
+
+    reference, _ = one_driver
+    rundir = new_rundir(tmp_path / "remote")
+    port = free_port()
+    serve = shlex.join([*mdsym_command(), "serve", "--model", MODEL, "--structure",
+                        str(rundir.structure), "--address", "localhost", "--port", str(port),
+                        "--wait", "20", "--quiet"])
+    loops = [subprocess.Popen(["bash", "-c", f"while {serve}; do :; done"], cwd=tmp_path,
+                              stdout=open(tmp_path / f"loop{k}.log", "w"), stderr=subprocess.STDOUT,
+                              start_new_session=True) for k in range(2)]
+    killed = []
+
+    def kill_one_client(step, total):
+        if step >= 4 and not killed:
+            children = subprocess.run(["pgrep", "-P", str(loops[1].pid)], capture_output=True,
+                                      text=True).stdout.split()
+            os.kill(int(children[0]), signal.SIGKILL)  # the serve, not its loop
+            killed.append(step)
+
+    try:
+        result = run_ipi(config(rundir, drivers=0, port=port), rundir, progress=kill_one_client)
+    finally:
+        for loop in loops:
+            stop(loop)
+    # i-PI stalls when the client dies in the middle of a request (then one restart or
+    # more), not when it dies between two: every step once either way
+    assert killed and result["status"] == "completed", result
+    assert all(r["clients"] == 0 for r in result["restarts"]), result["restarts"]
+    assert_same_run(rundir, reference)
+
+
+def test_a_restart_puts_the_socket_back_inside_ffrotations(tmp_path, one_driver, monkeypatch):
+    """i-PI 3.3's checkpoint of ``<ffrotations>`` keeps only the inner socket's name and
+    port; the restarted input has the run's socket again (TCP, no pbc), the grid and
+    i-PI's random state, and i-PI's own parser builds it."""
+    from ipi.inputs.simulation import InputSimulation
+    from ipi.utils.io.inputs import io_xml
+
+    from mdsym.engines.ipi_md import IpiRun, Socket, restart_input
+
+    reference, _ = one_driver
+    checkpoint = reference.path / "ipi" / "RESTART"
+    assert "<address>" not in checkpoint.read_text().split("<ffrotations")[1]  # what i-PI wrote
+    settings = RunConfig(**config(reference))
+    run = IpiRun(settings, reference, ase.io.read(reference.structure), False, None,
+                 Socket("inet", "localhost", 31999), True, rotation_grid(settings))
+    xml = restart_input(run, checkpoint, "seg1")
+    monkeypatch.chdir(tmp_path)
+    simulation = InputSimulation()
+    simulation.parse(io_xml.xml_parse_string(xml).fields[0][1])
+    (ff,) = simulation.fetch().fflist.values()
+    assert type(ff).__name__ == "FFRotations" and ff.grid_order == 3 and ff.inversion
+    assert type(ff.ff).__name__ == "FFSocket" and not ff.ff.dopbc
+    assert (ff.ff.socket.mode, ff.ff.socket.port) == ("inet", 31999)

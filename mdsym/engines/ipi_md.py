@@ -219,8 +219,10 @@ def first_input(run: IpiRun, prefix: str) -> str:
 
 
 def restart_input(run: IpiRun, checkpoint: Path, prefix: str) -> str:
+    inner = run.socket.forcefield(run.periodic, run.config.latency_s) if run.grid else None
     root = ipi_input.restarted(checkpoint.read_text(), prefix, run.total,
-                               address=run.socket.address, port=run.socket.port)
+                               address=run.socket.address, port=run.socket.port,
+                               rotations_socket=inner)
     return ipi_input.to_text(root)
 
 

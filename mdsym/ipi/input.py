@@ -260,12 +260,21 @@ def simulation(atoms, velocities, forcefield: ET.Element, total_steps: int,
 
 
 def restarted(checkpoint_text: str, prefix: str, total_steps: int, address=None,
-              port=None) -> ET.Element:
+              port=None, rotations_socket: ET.Element = None) -> ET.Element:
     """i-PI's checkpoint (a complete input) with a new output prefix, run length and,
-    if given, socket address and port."""
+    if given, socket address and port. ``rotations_socket``: the socket to put back
+    inside ``<ffrotations>``, whose checkpoint keeps only the inner socket's name and
+    port (i-PI 3.3 drops its mode, address, pbc and latency)."""
     root = ET.fromstring(checkpoint_text)
     root.find("total_steps").text = f" {int(total_steps)} "
     root.find("output").set("prefix", prefix)
+    if rotations_socket is not None:
+        for ff in root.iter("ffrotations"):
+            for inner in ff.findall("ffsocket"):
+                ff.remove(inner)
+            inner = ET.fromstring(ET.tostring(rotations_socket))  # a copy
+            inner.set("name", f"{ff.get('name')}-inner")
+            ff.append(inner)
     for ff in root.iter("ffsocket"):
         if address is not None:
             ff.find("address").text = f" {address} "
