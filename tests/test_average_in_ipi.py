@@ -192,6 +192,8 @@ def test_rotated_grid_is_ipis_random_option(tmp_path, one_driver):
     (["--engine", "ipi", "--symmetrize", "o3:2+netforce"], "cannot be applied after i-PI's average"),
     (["--engine", "ipi", "--symmetrize", "mts:4+o3:2"], "multiple time stepping"),
     (["--engine", "ipi", "--symmetrize", "o3:2:gauss-legendre"], "Lebedev"),
+    (["--engine", "ipi", "--symmetrize", "o3:40", "--yes"], "goes up to degree 12"),
+    (["--engine", "ipi", "--symmetrize", "o3:12"], "1924 model evaluations per step"),
 ])
 def test_what_ipi_cannot_average_is_one_line(tmp_path, args, fragment):
     from mdsym.cli import main

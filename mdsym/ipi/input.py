@@ -323,6 +323,9 @@ def ipi_rotation_grid(grid_mode: str = "lebedev", grid_order: int = 3, inversion
 #: tolerance of the measured exactness of i-PI's grids (their weights are float64)
 GRID_TOLERANCE = 1e-10
 MAX_GRID_ORDER = 101  # i-PI 3.3's largest Lebedev grid (``ipi/utils/lebedev_grids.npy``)
+#: the largest degree averaged in i-PI: its grid (order 13, 1924 rotations over O(3))
+#: is measured here with Wigner-D matrices, whose memory grows as size x degree^3
+MAX_IPI_DEGREE = 12
 
 
 def ipi_grids(max_order: int = 13, inversion: bool = True) -> list:
@@ -361,6 +364,9 @@ class RotationGrid:
         """The grid of a ``SymmetrizeSpec`` that ``RunConfig`` let through to i-PI."""
         from ..quadrature import exactness_degree, worst_error
 
+        if spec.degree > MAX_IPI_DEGREE:
+            raise MdsymError(f"--average-in ipi goes up to degree {MAX_IPI_DEGREE} (i-PI's grids are "
+                             f"measured before use), not {spec.degree}: use --average-in driver")
         for order in range(1, MAX_GRID_ORDER + 1):
             try:
                 grid = ipi_rotation_grid("lebedev", order, spec.inversion)
