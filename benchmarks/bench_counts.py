@@ -21,9 +21,7 @@ import json
 
 from common import RESULTS, pin_threads
 
-# one definition each, in the package (bench_ipi imports exactness_degree from here)
-from mdsym.ipi.input import ipi_grids  # noqa: F401
-from mdsym.quadrature import exactness_degree  # noqa: F401
+from mdsym.ipi.input import ipi_grids  # one definition, in the package
 
 
 def symcalc_size(degree: int) -> int:

@@ -551,7 +551,11 @@ def test_a_lost_remote_client_costs_no_step(tmp_path):
     finally:
         stop(remote)
     assert killed and result["status"] == "completed", result
-    assert "socket thread" in result["restarts"][0]["reason"], result["restarts"]
+    # Whether i-PI stalls depends on when the client dies: between two requests i-PI
+    # drops it and carries on with the local one; during one, its socket thread dies
+    # and the supervisor restarts from the checkpoint. Either way, every step once.
+    for restart in result["restarts"]:
+        assert "socket thread" in restart["reason"], result["restarts"]
     assert list(rundir.read_thermo()["step"]) == list(range(121))
 
 
