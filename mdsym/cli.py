@@ -159,7 +159,8 @@ def _choice(name):
                    f"o3:auto[:TOL[:N]] (lowest degree with predicted force error < TOL, default "
                    f"{DEFAULT_TOLERANCE_EVA} eV/A, re-checked every N = {DEFAULT_RECHECK_CALLS} "
                    "calls), [mts:K[:direct]+] (raw or direct forces every step, the correction to "
-                   "the symmetrized or conservative ones every K steps), "
+                   "the symmetrized or conservative ones every K steps; i-PI engine: i-PI's "
+                   "<nmts>, --steps and --stride multiples of K, thermo rows at outer steps), "
                    "[+netforce][+nettorque].")
 @click.option("--forces", type=_choice("forces"), default=_default("forces"), show_default=True)
 @click.option("--batch-size", default=_default("batch_size"), type=click.IntRange(min=1),
@@ -179,7 +180,8 @@ def _choice(name):
                    "listens on (0.0.0.0: every interface, for drivers on other hosts).")
 @click.option("--drivers", default=_default("drivers"), show_default=True, type=click.IntRange(min=1),
               help="i-PI engine: local 'mdsym serve' clients; i-PI spreads the beads over "
-                   "them (and over clients started on other hosts).")
+                   "them (and over clients started on other hosts). Under mts:K they serve the "
+                   "raw model, and one more client serves the correction.")
 @click.option("--beads", default=_default("beads"), show_default=True, type=click.IntRange(min=1),
               help="i-PI engine: path-integral beads (1: classical MD).")
 @click.option("--min-distance", "min_distance_A", default=_default("min_distance_A"), show_default=True,

@@ -8,6 +8,7 @@ own in ``tests/test_mts.py``.
 import os
 import signal
 import subprocess
+import threading
 from pathlib import Path
 
 import ase.io
@@ -23,7 +24,7 @@ from mdsym.engines.mts import MultipleTimeStepVerlet
 from mdsym.ipi import protocol as p
 from mdsym.ipi.outputs import SegmentReader
 from mdsym.processes import mdsym_command
-from mdsym.rundir import RunDirectory
+from mdsym.rundir import RunDirectory, complete_frames
 from mdsym.run_config import RunConfig
 from mdsym.serve import serving_potential
 
@@ -251,28 +252,43 @@ def test_killed_clients_and_an_interrupted_run_lose_no_step(tmp_path):
     give the uninterrupted run (NVE, deterministic)."""
     from mdsym.engines.ipi_md import run_ipi
 
-    steps = 160
+    steps = 96
     reference, result = ipi_run(tmp_path, "reference", steps=steps, symmetrize=f"mts:{K}+o3:1")
     assert result["status"] == "completed", result
     name = f"mdsym-mts-{os.getpid()}"
-    killed = []
+    killed, done = [], threading.Event()
+    workdir = tmp_path / "killed" / "ipi"
 
-    def kill_clients(step, total):
-        clients = serve_pids(name)
-        correction = [pid for pid, is_correction in clients if is_correction]
-        if not killed:  # one of the two raw clients, as soon as the run writes (i-PI runs ahead)
+    def ipi_rows(segment) -> int:
+        """Steps i-PI has written in ``segment`` (it runs ahead of the conversion)."""
+        try:
+            text = (workdir / f"seg{segment}.thermo").read_text()
+        except FileNotFoundError:
+            return 0
+        return sum(1 for line in text.splitlines() if line.strip() and not line.startswith("#"))
+
+    def kill_clients():
+        """One of the two raw clients once i-PI is past its first checkpoint (step 2),
+        then the fresh correction client of the restarted segment once it computes."""
+        while not done.wait(0.01) and len(killed) < 2:
+            clients = serve_pids(name)
+            correction = [pid for pid, is_correction in clients if is_correction]
             raw = [pid for pid, is_correction in clients if not is_correction]
-            assert len(raw) == 2 and len(correction) == 1, clients
-            os.kill(raw[-1], signal.SIGKILL)
-            killed.append(correction[0])
-        elif len(killed) == 1 and correction and correction[0] != killed[0]:
-            # the restarted segment's fresh correction client (the steps written between
-            # segments are reported while no client runs)
-            os.kill(correction[0], signal.SIGKILL)
-            killed.append(correction[0])
+            if not killed and ipi_rows(0) >= 4 and len(raw) == 2 and correction:
+                os.kill(raw[-1], signal.SIGKILL)
+                killed.append(correction[0])
+            elif len(killed) == 1 and ipi_rows(1) >= 1 and correction and correction[0] != killed[0]:
+                os.kill(correction[0], signal.SIGKILL)
+                killed.append(correction[0])
 
-    rundir, result = ipi_run(tmp_path, "killed", progress=kill_clients, steps=steps, drivers=2,
-                             address=name, symmetrize=f"mts:{K}+o3:1")
+    killer = threading.Thread(target=kill_clients, daemon=True)
+    killer.start()
+    try:
+        rundir, result = ipi_run(tmp_path, "killed", steps=steps, drivers=2, address=name,
+                                 symmetrize=f"mts:{K}+o3:1")
+    finally:
+        done.set()
+        killer.join()
     assert len(killed) == 2 and result["status"] == "completed", result
     restarts = result["restarts"]
     assert [r["clients"] for r in restarts] == [1, 1], restarts
@@ -294,9 +310,16 @@ def test_killed_clients_and_an_interrupted_run_lose_no_step(tmp_path):
             raise KeyboardInterrupt
 
     assert run_ipi(settings, interrupted, progress=interrupt)["status"] == "interrupted"
+    # as a SIGKILL between a row and its frame leaves it: the last row's frame is missing
+    frames = complete_frames(interrupted.trajectory)
+    interrupted.truncate_after(frames[-1][2])
+    with open(interrupted.trajectory, "r+b") as handle:
+        handle.truncate(frames[-1][0])
+    assert interrupted.read_thermo()["step"][-1] == frames[-1][2]
     assert run_ipi(settings, interrupted, resume=True)["status"] == "completed"
     thermo = interrupted.read_thermo()
     assert list(thermo["step"]) == list(range(0, steps + 1, K))
+    assert [step for _, _, step in complete_frames(interrupted.trajectory)] == list(range(0, steps + 1, K))
     np.testing.assert_allclose(thermo["conserved_eV"], expected["conserved_eV"], rtol=0, atol=1e-9)
 
 

@@ -62,7 +62,7 @@ from ..ipi.outputs import SegmentReader
 from ..ipi.supervisor import IpiProcesses, last_line, terminate_as_interrupt
 from ..monitors import StabilityMonitor
 from ..processes import command_for, mdsym_command
-from ..rundir import RunDirectory, mechanics
+from ..rundir import RunDirectory, complete_frames, mechanics
 from ..run_config import RunConfig
 from .context import RunContext
 
@@ -387,6 +387,17 @@ class StepWriter:
         self.last = last_step(self.run.rundir)
 
 
+def last_whole_step(rundir: RunDirectory, stride: int) -> int:
+    """The last step written whole: a row at a frame step is not when a kill came
+    between the row and its frame (the row is written first)."""
+    last = last_step(rundir)
+    if last >= 0 and last % stride == 0:
+        frames = complete_frames(rundir.trajectory)
+        if not frames or frames[-1][2] != last:
+            return last - 1
+    return last
+
+
 def last_step(rundir: RunDirectory) -> int:
     steps = rundir.read_thermo()["step"]
     return int(steps.max()) if len(steps) else -1
@@ -428,6 +439,7 @@ def continue_from_checkpoint(run: IpiRun, writer: StepWriter, reader=None) -> tu
     if step is None:
         raise MdsymError(f"cannot continue {run.rundir.path}: no i-PI checkpoint in {run.workdir}")
     step *= run.interval  # i-PI counts outer steps
+    writer.cut_back(last_whole_step(run.rundir, run.stride))  # written again below
     done = segments(run.workdir)
     if reader is None and done:
         reader = segment_reader(run, f"seg{done[-1]}")
