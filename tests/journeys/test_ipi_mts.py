@@ -1,7 +1,7 @@
 """Journey: multiple time stepping in i-PI. `mdsym run --engine ipi --symmetrize
 mts:4+o3:1` (i-PI's `<nmts>`: the raw model inside, an `mdsym serve --correction`
 client outside), killed by SIGKILL mid-way and continued with `--resume`, from a
-venv that is not activated; then the same run in the ASE engine and `mdsym analyze`.
+venv that is not activated; then the same run in the ASE engine.
 
 Physics: thermo.csv has a row per outer step, labelled by inner step; its
 potential is i-PI's own (the symmetrized model's), its conserved_eV the symmetrized
@@ -15,7 +15,7 @@ import time
 import numpy as np
 from ase import units
 
-from .checks import check_analysis, read_json, read_thermo, read_trr
+from .checks import read_json, read_thermo, read_trr
 from .conftest import mdsym, start_mdsym
 
 K = 4
@@ -108,7 +108,3 @@ def test_ipi_mts_killed_resumed_matches_the_ase_engine(tmp_path, stop_later):
         return np.linalg.norm(L - L[0], axis=1).max()
 
     assert max_dL(raw, raw["step"] % K == 0) > 10 * max_dL(thermo, slice(None))
-
-    mdsym("analyze", "ipi", cwd=tmp_path)
-    report = check_analysis(killed)
-    assert report["status"] == "completed"
