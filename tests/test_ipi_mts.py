@@ -143,10 +143,14 @@ def test_ipi_and_ase_run_the_same_mts_trajectory(tmp_path):
 
 
 def test_the_correction_client_and_the_raw_clients_each_serve_their_part(tmp_path):
-    """NVE mts:4+o3:2+nettorque: the raw clients carry the fix, and the whole is the
-    ASE engine's trajectory; angular momentum is then conserved at every outer step."""
-    rundir, result = ipi_run(tmp_path, symmetrize=f"mts:{K}+o3:2+nettorque", steps=24, drivers=2)
+    """NVE mts:4+o3:2+nettorque over TCP with two raw clients: the raw clients carry
+    the fix, and the whole is the ASE engine's trajectory; angular momentum is then
+    conserved at every outer step."""
+    rundir, result = ipi_run(tmp_path, symmetrize=f"mts:{K}+o3:2+nettorque", steps=24, drivers=2,
+                             socket="tcp")
     assert result["status"] == "completed", result
+    ports = result["ipi"]["port"], result["ipi"]["correction_port"]
+    assert all(ports) and ports[0] != ports[1], result["ipi"]  # two TCP sockets
     logs = sorted((rundir.path / "ipi").glob("seg0.serve*.log"))
     texts = [log.read_text() for log in logs]
     assert len(texts) == 3 and all("EXIT after" in text for text in texts), texts

@@ -137,12 +137,13 @@ class Socket:
     def correction(self, config: RunConfig) -> "Socket":
         """The socket of the correction forcefield of a multiple-time-step run, beside
         this one: the unix name with ``-correction``, or over TCP the next port when
-        ``--port`` was given, else a free one (checked free now)."""
+        ``--port`` was given (below 65535), else a free one (checked free now)."""
         name = f"{self.name}-correction"
         if self.mode == "unix":
             address = f"{self.address}-correction"
             return Socket("unix", address, None, check_unix_socket(address), name)
-        port = check_port(self.port + 1 if config.port else None, self.address or "localhost")
+        wanted = self.port + 1 if config.port and self.port < 65535 else None
+        port = check_port(wanted, self.address or "localhost")
         while port == self.port:  # a free port, not the one just taken for the raw clients
             port = check_port(None, self.address or "localhost")
         return Socket("inet", self.address, port, None, name)
