@@ -163,6 +163,21 @@ def test_the_correction_client_and_the_raw_clients_each_serve_their_part(tmp_pat
     assert np.abs(L - L[0]).max() < 1e-8
 
 
+def test_nvt_conserves_the_symmetrized_energy_minus_the_thermostat_work(tmp_path):
+    """NVT (SVR) under mts:4: i-PI's thermostat acts at the outer level (dt_out/2 on
+    each side, as the ASE engine's); its conserved quantity, the symmetrized total
+    energy minus what the thermostat took, holds as in NVE (the bound of
+    tests/test_mts.py), while the total energy itself moves by far more."""
+    rundir, result = ipi_run(tmp_path, ensemble="nvt", thermostat="svr", thermostat_tau_fs=20.0,
+                             temperature_K=600.0, steps=80, symmetrize=f"mts:{K}+o3:1")
+    assert result["status"] == "completed", result
+    thermo = rundir.read_thermo()
+    conserved = thermo["conserved_eV"]
+    assert np.abs(conserved - conserved[0]).max() / 55 < 1e-4
+    total = thermo["potential_eV"] + thermo["kinetic_eV"]
+    assert np.ptp(total) > 10 * np.abs(conserved - conserved[0]).max()
+
+
 # --- the correction served alone ---------------------------------------------------------
 
 
