@@ -271,7 +271,7 @@ def test_killed_clients_and_an_interrupted_run_lose_no_step(tmp_path):
     give the uninterrupted run (NVE, deterministic)."""
     from mdsym.engines.ipi_md import run_ipi
 
-    steps = 96
+    steps = 128
     reference, result = ipi_run(tmp_path, "reference", steps=steps, symmetrize=f"mts:{K}+o3:1")
     assert result["status"] == "completed", result
     name = f"mdsym-mts-{os.getpid()}"
@@ -288,7 +288,8 @@ def test_killed_clients_and_an_interrupted_run_lose_no_step(tmp_path):
 
     def kill_clients():
         """One of the two raw clients once i-PI is past its first checkpoint (step 2),
-        then the fresh correction client of the restarted segment once it computes."""
+        then the fresh correction client of the restarted segment once that segment is
+        past a checkpoint of its own (every 2 i-PI steps): each restart gets further."""
         while not done.wait(0.01) and len(killed) < 2:
             clients = serve_pids(name)
             correction = [pid for pid, is_correction in clients if is_correction]
@@ -296,7 +297,7 @@ def test_killed_clients_and_an_interrupted_run_lose_no_step(tmp_path):
             if not killed and ipi_rows(0) >= 4 and len(raw) == 2 and correction:
                 os.kill(raw[-1], signal.SIGKILL)
                 killed.append(correction[0])
-            elif len(killed) == 1 and ipi_rows(1) >= 1 and correction and correction[0] != killed[0]:
+            elif len(killed) == 1 and ipi_rows(1) >= 3 and correction and correction[0] != killed[0]:
                 os.kill(correction[0], signal.SIGKILL)
                 killed.append(correction[0])
 
