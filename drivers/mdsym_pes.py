@@ -27,7 +27,10 @@ Parameters (keyword arguments), the options of ``mdsym serve`` with its defaults
 - ``batch_size``: rotated copies per model call, ``auto`` (default: chosen from the
   model and the system) or a number;
 - ``seed``: of the random rotations (default 0);
-- ``threads``: torch threads, ``auto`` (default: one below 256 atoms) or a number.
+- ``threads``: torch threads, ``auto`` (default: one below 256 atoms) or a number;
+- ``correction``: ``none`` (default), ``raw`` or ``direct``: serve the outer force
+  of i-PI's multiple time stepping, the symmetrized model minus the raw one (or the
+  conservative forces minus the direct ones), as ``mdsym serve --correction``.
 
 Energies, forces, virial and the JSON extras (``energy_rot_std`` in eV,
 ``forces_rot_std`` in eV/A) are those of ``mdsym serve``: both build their
@@ -40,6 +43,7 @@ from ipi.pes.dummy import Dummy_driver
 
 from mdsym.cli_support import (DEFAULT_FORCES, DEFAULT_MODEL, DEFAULT_SEED,
                                    DEFAULT_STRUCTURE, DEFAULT_SYMMETRIZE, DEFAULT_THREADS)
+from mdsym.ipi.client import DEFAULT_CORRECTION
 
 __DRIVER_NAME__ = "mdsym"
 __DRIVER_CLASS__ = "MdsymDriver"
@@ -52,7 +56,8 @@ class MdsymDriver(Dummy_driver):
 
     def __init__(self, template=DEFAULT_STRUCTURE, model=DEFAULT_MODEL,
                  symmetrize=DEFAULT_SYMMETRIZE, forces=DEFAULT_FORCES, batch_size=AUTO,
-                 seed=DEFAULT_SEED, threads=DEFAULT_THREADS, *args, **kwargs):
+                 seed=DEFAULT_SEED, threads=DEFAULT_THREADS, correction=DEFAULT_CORRECTION,
+                 *args, **kwargs):
         from mdsym.errors import MdsymError
 
         self.template = str(template)
@@ -60,6 +65,7 @@ class MdsymDriver(Dummy_driver):
         self.symmetrize = str(symmetrize)
         self.forces = str(forces)
         self.threads = str(threads)
+        self.correction = str(correction)
         try:
             self.batch_size = None if str(batch_size) == AUTO else int(batch_size)
             self.seed = int(seed)
@@ -75,7 +81,7 @@ class MdsymDriver(Dummy_driver):
 
         self.potential = serving_potential(
             self.model_spec, self.template, self.symmetrize, self.forces, self.batch_size,
-            self.seed, self.threads)
+            self.seed, self.threads, correction=self.correction)
         print(f"mdsym PES: {describe(self.potential, self.template)}", file=sys.stderr,
               flush=True)
 

@@ -159,7 +159,8 @@ def _choice(name):
                    f"o3:auto[:TOL[:N]] (lowest degree with predicted force error < TOL, default "
                    f"{DEFAULT_TOLERANCE_EVA} eV/A, re-checked every N = {DEFAULT_RECHECK_CALLS} "
                    "calls), [mts:K[:direct]+] (raw or direct forces every step, the correction to "
-                   "the symmetrized or conservative ones every K steps), "
+                   "the symmetrized or conservative ones every K steps; i-PI engine: i-PI's "
+                   "<nmts>, --steps and --stride multiples of K, thermo rows at outer steps), "
                    "[+netforce][+nettorque].")
 @click.option("--forces", type=_choice("forces"), default=_default("forces"), show_default=True)
 @click.option("--batch-size", default=_default("batch_size"), type=click.IntRange(min=1),
@@ -180,7 +181,9 @@ def _choice(name):
 @click.option("--drivers", default=_default("drivers"), show_default=True, type=click.IntRange(min=0),
               help="i-PI engine: local 'mdsym serve' clients; i-PI spreads the beads (and with "
                    "--average-in ipi the rotations) over them and over clients started by hand "
-                   "on this or other hosts; 0: only those (needs a fixed --port or --address).")
+                   "on this or other hosts; 0: only those (needs a fixed --port or --address). "
+                   "Under mts:K they serve the raw model, and one more client serves the "
+                   "correction.")
 @click.option("--average-in", type=_choice("average_in"), default=_default("average_in"),
               show_default=True, help=AVERAGE_IN_HELP)
 @click.option("--beads", default=_default("beads"), show_default=True, type=click.IntRange(min=1),

@@ -137,9 +137,8 @@ class RunConfig:
         if self.engine == "ase" and (self.beads > 1 or self.drivers != 1):
             raise MdsymError("--beads and --drivers are options of the i-PI engine: "
                              "add --engine ipi (the ASE engine runs classical MD in this process)")
-        if self.symmetrize.mts_interval and self.engine != "ase":
-            raise MdsymError(f"mts:{self.symmetrize.mts_interval} (multiple time stepping) runs in "
-                             "the ASE engine only: use --engine ase")
+        if self.symmetrize.mts_interval and self.engine == "ipi":
+            _check_whole_outer_steps(self)
         if self.symmetrize.mts_direct and self.forces == "conservative":
             raise MdsymError("mts:K:direct runs the direct forces inside and the conservative ones "
                              "outside: drop --forces conservative")
@@ -252,6 +251,19 @@ def _check_remote_only(config):
     if config.socket == "unix" and config.address is None:
         raise MdsymError("--drivers 0 waits for clients you start (mdsym serve --unix NAME): "
                          "give the socket a name with --address NAME")
+
+
+def _check_whole_outer_steps(config: RunConfig) -> None:
+    """The i-PI engine runs ``mts:K`` as i-PI's ``<nmts>``: whole outer steps of K
+    inner ones, with positions only at outer steps (``mdsym.engines.ipi_md``)."""
+    k = config.symmetrize.mts_interval
+    for option, value in (("--steps", config.steps), ("--stride", config.stride)):
+        if value % k:
+            lower, upper = value // k * k, (value // k + 1) * k
+            suggestion = f"{lower} or {upper}" if lower else f"{upper}"
+            raise MdsymError(f"{option} {value} is not a multiple of K = {k} (mts:{k}): the i-PI "
+                             f"engine integrates whole outer steps of K inner steps; use {option} "
+                             f"{suggestion}")
 
 
 def _other_version(where, version, detail=None) -> MdsymError:

@@ -9,6 +9,14 @@ spreads its requests over them (beads, replicas, or the rotations of an
 ``<ffrotations>`` block), which is how a simulation goes beyond one machine (use
 TCP: ``--address HOST --port PORT``).
 
+``--correction raw|direct`` serves the outer force of i-PI's multiple time
+stepping (``mdsym run --engine ipi --symmetrize mts:K+SPEC``): ``--symmetrize SPEC``
+minus the raw model with SPEC's fixes (``raw``), or the conservative forces
+symmetrized by SPEC minus the direct ones (``direct``, ``mts:K:direct``), energy,
+forces and virial (``mdsym.ipi.client``). An option rather than an ``mts:K`` spec:
+the client has no time step, and what it serves is a potential of its own, the
+same whatever K the run uses.
+
 The rotational standard deviation over the quadrature goes back to i-PI as the
 JSON extras ``{"energy_rot_std": eV, "forces_rot_std": eV/A}`` (the latter is the
 RMS over atoms and components) whenever ``--symmetrize`` averages over rotations.
@@ -19,28 +27,63 @@ import click
 from .cli_support import (DEFAULT_FORCES, DEFAULT_MODEL, DEFAULT_SEED, DEFAULT_STRUCTURE,
                               DEFAULT_SYMMETRIZE, DEFAULT_THREADS, THREADS_HELP, YES_HELP,
                               check_cost, configure_threads, one_line_errors, structure_path)
+from .ipi.client import CORRECTIONS, DEFAULT_CORRECTION
 from .models.devices import DEFAULT_DEVICE, DEVICE_HELP, DTYPE_HELP, DTYPES, dtype_name
 
 
 def serving_potential(model=DEFAULT_MODEL, structure=DEFAULT_STRUCTURE,
                       symmetrize=DEFAULT_SYMMETRIZE, forces=DEFAULT_FORCES, batch_size=None,
                       seed=DEFAULT_SEED, threads=DEFAULT_THREADS, quadrature=None,
-                      device=DEFAULT_DEVICE, dtype=None):
+                      device=DEFAULT_DEVICE, dtype=None, correction=DEFAULT_CORRECTION):
     """The ``Potential`` that ``mdsym serve`` and the PES plugin (``drivers/mdsym_pes.py``)
     serve, from their options, with the CLI's defaults: one place, so both compute the
     same thing. ``batch_size`` None: chosen from the model and the system; ``dtype``
-    None: the model's own. Also sets torch's threads (``configure_threads``: one
-    thread below 256 atoms)."""
+    None: the model's own; ``correction`` (``CORRECTIONS``): what is subtracted, for
+    the outer force of i-PI's multiple time stepping. Also sets torch's threads
+    (``configure_threads``: one thread below 256 atoms)."""
     from .ipi.client import Potential, load_quadrature
     from .models import load_model
     from .system import read_structure
 
     atoms = read_structure(structure_path(structure))
     configure_threads(str(threads), len(atoms))
-    the_model = load_model(model, forces=forces, device=device, dtype=dtype)
+    served_forces, subtracted_forces = correction_forces(correction, forces, symmetrize, quadrature)
+
+    def load(kind):
+        return load_model(model, forces=kind, device=device, dtype=dtype)
+
+    the_model = load(served_forces)
+    subtract = None
+    if subtracted_forces is not None:  # the same model object when the forces are the same
+        subtract = the_model if subtracted_forces == served_forces else load(subtracted_forces)
     grid = load_quadrature(quadrature) if quadrature else None
     return Potential(the_model, atoms, symmetrize, batch_size=batch_size, seed=seed,
-                     quadrature=grid)
+                     quadrature=grid, subtract=subtract)
+
+
+def correction_forces(correction, forces, symmetrize, quadrature=None) -> tuple:
+    """``(served, subtracted)`` forces (``--forces`` values) of a correction mode;
+    ``subtracted`` None when nothing is subtracted. One line for what makes no sense."""
+    from .errors import MdsymError
+    from .ipi.client import CORRECTIONS
+    from .symmetrize import SymmetrizeSpec
+
+    correction = str(correction)
+    if correction not in CORRECTIONS:
+        raise MdsymError(f"correction must be one of {', '.join(CORRECTIONS)}, not {correction!r}")
+    if correction == "none":
+        return forces, None
+    if quadrature is not None:
+        raise MdsymError("a correction is served for a --symmetrize spec, not an explicit --quadrature")
+    if correction == "raw":
+        if SymmetrizeSpec.parse(symmetrize).mode == "none":
+            raise MdsymError(f"--correction raw with --symmetrize {symmetrize} serves zero: name a "
+                             "symmetrization to correct towards (o3:L, so3:L, o3:auto, random)")
+        return forces, forces
+    if forces == "conservative":
+        raise MdsymError("--correction direct serves the conservative forces minus the direct "
+                         "ones: drop --forces conservative")
+    return "conservative", "direct"
 
 
 def describe(potential, structure, quadrature=None) -> str:
@@ -48,6 +91,8 @@ def describe(potential, structure, quadrature=None) -> str:
     import torch
 
     spec = f"quadrature {quadrature}" if quadrature else str(potential.symmetrizer.spec)
+    if potential.subtracted is not None:  # correction mode
+        spec += f" minus {potential.subtracted.model.name} [{potential.subtracted.spec}]"
     threads = torch.get_num_threads()
     model = potential.model
     return (f"serving {model.name} [{spec}] for the {len(potential.template)} atoms "
@@ -70,6 +115,12 @@ def describe(potential, structure, quadrature=None) -> str:
 @click.option("--forces", type=click.Choice(["auto", "conservative", "direct"]),
               default=DEFAULT_FORCES, show_default=True,
               help="Conservative (autograd) or direct forces.")
+@click.option("--correction", type=click.Choice(list(CORRECTIONS)), default=DEFAULT_CORRECTION,
+              show_default=True,
+              help="Serve a difference, the outer force of i-PI multiple time stepping (mdsym "
+                   "run --engine ipi --symmetrize mts:K+SPEC): raw: --symmetrize SPEC minus "
+                   "the raw model with SPEC's netforce/nettorque fixes; direct: the "
+                   "conservative forces symmetrized by SPEC minus the direct forces (mts:K:direct).")
 @click.option("--unix", "unix", metavar="NAME",
               help="Connect to i-PI's unix socket NAME (the file /tmp/ipi_NAME, or NAME "
                    "itself if it contains a '/').")
@@ -92,8 +143,8 @@ def describe(potential, structure, quadrature=None) -> str:
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
 @click.option("--yes", "-y", is_flag=True, help=YES_HELP)
 @one_line_errors
-def serve(model, structure, symmetrize, quadrature, forces, unix, address, port, sockets_prefix,
-          batch_size, seed, wait, threads, device, dtype, quiet, yes):
+def serve(model, structure, symmetrize, quadrature, forces, correction, unix, address, port,
+          sockets_prefix, batch_size, seed, wait, threads, device, dtype, quiet, yes):
     """Serve a model to an i-PI server over a socket (unix or TCP) until it says EXIT.
 
     Exits 0 after i-PI's EXIT; non-zero, with one line, when i-PI closes the
@@ -109,7 +160,8 @@ def serve(model, structure, symmetrize, quadrature, forces, unix, address, port,
     check_cost(SymmetrizeSpec.parse(symmetrize).evaluations_per_call(), yes,
                f"--symmetrize {symmetrize}")
     potential = serving_potential(model, structure, symmetrize, forces, batch_size, seed,
-                                  threads, quadrature, device=device, dtype=dtype)
+                                  threads, quadrature, device=device, dtype=dtype,
+                                  correction=correction)
     log = (lambda message: None) if quiet else log_to_stderr()
     client = Client(potential, unix=unix, address=address, port=port,
                     sockets_prefix=sockets_prefix, wait=wait, log=log)

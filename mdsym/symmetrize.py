@@ -23,7 +23,8 @@ Specs (``SymmetrizeSpec.parse``), joined with ``+``:
   ``Symmetrizer.degree_log``;
 - ``mts:K``: multiple time stepping (``mdsym.engines.mts``): the raw model drives
   every step and the correction towards the rest of the spec is an impulse every
-  ``K`` steps. A way to integrate, not a model: ``mdsym run`` (ASE engine) only;
+  ``K`` steps. A way to integrate, not a model: ``mdsym run`` only (both engines;
+  ``mdsym serve --correction`` serves the i-PI engine's outer force);
   ``mts:K:direct``: the model's direct forces drive every step and the correction
   goes to its conservative forces, symmetrized as the rest of the spec says, if
   at all (Bigi, Langer, Ceriotti, "The dark side of the forces", 2024);
@@ -236,7 +237,7 @@ class Symmetrizer:
         if self.spec.mts_interval:
             raise MdsymError(
                 f"{self.spec} is a way to integrate (multiple time stepping), not a model: "
-                f"run it with mdsym run (ASE engine); to evaluate, use {self.spec.outer()}"
+                f"run it with mdsym run; to evaluate, use {self.spec.outer()}"
             )
         if batch_size is not None and batch_size < 1:
             raise MdsymError(f"batch size must be at least 1, got {batch_size}")

@@ -167,14 +167,15 @@ def test_mts_resumes_mid_outer_step_as_if_never_stopped(tmp_path):
         assert np.abs(a[column] - b[column]).max() < tolerance, column
 
 
-def test_mts_needs_a_symmetrization_and_the_ase_engine(tmp_path):
+def test_mts_needs_a_symmetrization_and_whole_outer_steps_in_ipi(tmp_path):
     with pytest.raises(MdsymError, match="needs a symmetrization"):
         SymmetrizeSpec.parse("mts:4")
     with pytest.raises(MdsymError, match="whole number"):
         SymmetrizeSpec.parse("mts:0+o3:1")
     with pytest.raises(MdsymError, match="way to integrate"):
         Symmetrizer(load_model(ANISOTROPIC), "mts:4+o3:1")
-    with pytest.raises(MdsymError, match="ASE engine"):
+    # the i-PI engine runs mts:K (tests/test_ipi_mts.py), in whole outer steps
+    with pytest.raises(MdsymError, match="not a multiple of K = 4"):
         run_md(config(engine="ipi", steps=5), tmp_path / "ipi")
 
 

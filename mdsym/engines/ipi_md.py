@@ -19,6 +19,22 @@ run when i-PI stalls because a client was lost (``supervisor.IpiProcesses.proble
 i-PI is stopped (it checkpoints the last step) and continues from there with the
 clients left; ``restarts`` in the result says when and why.
 
+Multiple time stepping (``--symmetrize mts:K+SPEC``) runs through i-PI's own
+``<nmts>`` (``mdsym.ipi.input.multiple_time_step``) with two forcefields on two
+sockets: ``mdsym`` (the inner force: the raw model with SPEC's netforce/nettorque
+fixes, the model's direct forces under ``mts:K:direct``), served by the
+``--drivers`` clients, and ``mdsym-correction`` (the outer force: SPEC minus that,
+energy, forces and virial), served by one ``mdsym serve --correction`` client.
+The correction's socket is the raw one's unix name with ``-correction``
+appended, or, over TCP, the next port (``--port P``: P + 1) or a free one.
+mdsym's step semantics hold in both engines: ``--timestep`` is the inner step and
+``--steps`` counts inner steps, so i-PI runs ``steps / K`` outer steps of ``K dt``
+(``--steps`` and ``--stride`` must be multiples of K, ``RunConfig``). i-PI writes
+at outer steps only: ``thermo.csv`` has a row per outer step, labelled by its inner
+step (``step = K x`` i-PI's step), where the potential is the symmetrized model's
+and ``conserved_eV`` its total energy (the physics of ``mdsym.engines.mts``). A
+restart (resume or stall) starts the raw clients left and a fresh correction client.
+
 Monitors (``mdsym.monitors``) are enforced here, on each step as it is converted:
 non-finite energy or forces, temperature above ``max_temperature_factor`` times the
 target, two atoms closer than ``min_distance_A``, bonds of a molecule broken or
@@ -46,7 +62,7 @@ from ..ipi.outputs import SegmentReader
 from ..ipi.supervisor import IpiProcesses, last_line, terminate_as_interrupt
 from ..monitors import StabilityMonitor
 from ..processes import command_for, mdsym_command
-from ..rundir import RunDirectory, mechanics
+from ..rundir import RunDirectory, complete_frames, mechanics
 from ..run_config import RunConfig
 from .context import RunContext
 
@@ -107,6 +123,7 @@ class Socket:
     address: str
     port: int = None
     file: str = None  # the unix socket file, removed when the run ends
+    name: str = "mdsym"  # i-PI's forcefield
 
     @classmethod
     def open(cls, config: RunConfig) -> "Socket":
@@ -117,6 +134,20 @@ class Socket:
         address = config.address or "localhost"
         return cls("inet", address, check_port(config.port, address))
 
+    def correction(self, config: RunConfig) -> "Socket":
+        """The socket of the correction forcefield of a multiple-time-step run, beside
+        this one: the unix name with ``-correction``, or over TCP the next port when
+        ``--port`` was given (below 65535), else a free one (checked free now)."""
+        name = f"{self.name}-correction"
+        if self.mode == "unix":
+            address = f"{self.address}-correction"
+            return Socket("unix", address, None, check_unix_socket(address), name)
+        wanted = self.port + 1 if config.port and self.port < 65535 else None
+        port = check_port(wanted, self.address or "localhost")
+        while port == self.port:  # a free port, not the one just taken for the raw clients
+            port = check_port(None, self.address or "localhost")
+        return Socket("inet", self.address, port, None, name)
+
     def client_args(self) -> list:
         if self.mode == "unix":
             return ["--unix", self.address]
@@ -124,7 +155,7 @@ class Socket:
         return ["--address", host, "--port", str(self.port)]
 
     def forcefield(self, pbc: bool, latency: float):
-        return ipi_input.socket("mdsym", self.mode, self.address, self.port, pbc=pbc,
+        return ipi_input.socket(self.name, self.mode, self.address, self.port, pbc=pbc,
                                 latency=latency)
 
     def details(self) -> dict:
@@ -177,6 +208,12 @@ class IpiRun:
     socket: Socket
     extras: bool  # the rotational std comes back (from mdsym serve, or i-PI's grid energies)
     grid: object = None  # i-PI's <ffrotations> grid (--average-in ipi), else None
+    correction: Socket = None  # mts:K: the outer force's socket
+
+    @property
+    def interval(self) -> int:
+        """K of ``mts:K`` (inner steps per i-PI step), 1 without multiple time stepping."""
+        return self.config.symmetrize.mts_interval or 1
 
     @property
     def workdir(self) -> Path:
@@ -196,8 +233,11 @@ class IpiRun:
         atoms = read_structure(rundir.structure)  # where the ASE engine would start too
         # the same monitors as the ASE engine, bonds judged against the initial structure
         monitor = context.monitor(atoms, config.temperature_K)
-        return cls(config, rundir, atoms, context.system.periodic, monitor, Socket.open(config),
-                   config.symmetrize.mode != "none", rotation_grid(config))
+        socket = Socket.open(config)
+        correction = socket.correction(config) if config.symmetrize.mts_interval else None
+        return cls(config, rundir, atoms, context.system.periodic, monitor, socket,
+                   config.symmetrize.mode != "none", grid=rotation_grid(config),
+                   correction=correction)
 
 
 def dynamics(config: RunConfig) -> ipi_input.Dynamics:
@@ -205,6 +245,8 @@ def dynamics(config: RunConfig) -> ipi_input.Dynamics:
 
 
 def first_input(run: IpiRun, prefix: str) -> str:
+    if run.correction is not None:
+        return mts_first_input(run, prefix)
     velocities = initial_velocities(run.atoms, run.config.temperature_K, run.config.seed)
     forcefield = run.socket.forcefield(run.periodic, run.config.latency_s)
     extras_names = ipi_input.ROTATION_STD
@@ -219,11 +261,87 @@ def first_input(run: IpiRun, prefix: str) -> str:
 
 
 def restart_input(run: IpiRun, checkpoint: Path, prefix: str) -> str:
+    if run.correction is not None:
+        return mts_restart_input(run, checkpoint, prefix)
     inner = run.socket.forcefield(run.periodic, run.config.latency_s) if run.grid else None
     root = ipi_input.restarted(checkpoint.read_text(), prefix, run.total,
                                address=run.socket.address, port=run.socket.port,
                                rotations_socket=inner)
     return ipi_input.to_text(root)
+
+
+# --- multiple time stepping (mts:K) -----------------------------------------------------
+
+
+def mts_first_input(run: IpiRun, prefix: str) -> str:
+    """The input of an ``mts:K`` run: i-PI's ``<nmts>`` over the raw and correction
+    forcefields; i-PI counts outer steps (its checkpoints too)."""
+    velocities = initial_velocities(run.atoms, run.config.temperature_K, run.config.seed)
+    latency = run.config.latency_s
+    outputs = ipi_input.Outputs(prefix=prefix, extras=run.extras,
+                                checkpoint_stride=max(1, run.config.checkpoint_stride // run.interval))
+    root = ipi_input.multiple_time_step(
+        run.atoms, velocities, run.socket.forcefield(run.periodic, latency),
+        run.correction.forcefield(run.periodic, latency), run.interval, run.total,
+        dynamics(run.config), outputs)
+    return ipi_input.to_text(root)
+
+
+def mts_restart_input(run: IpiRun, checkpoint: Path, prefix: str) -> str:
+    root = ipi_input.restarted(checkpoint.read_text(), prefix, run.total // run.interval)
+    ipi_input.readdressed(root, {s.name: (s.address, s.port) for s in (run.socket, run.correction)})
+    return ipi_input.to_text(root)
+
+
+def mts_serve_commands(run: IpiRun, clients: int) -> list:
+    """``clients`` raw clients (the inner force: SPEC's fixes only; the direct forces
+    under ``mts:K:direct``) on the run's socket, then one correction client (SPEC
+    minus that) on the correction socket."""
+    config, spec, structure = run.config, run.config.symmetrize, run.rundir.structure
+    inner = config.replace(symmetrize=str(spec.inner()),
+                           forces="direct" if spec.mts_direct else config.forces)
+    raw = serve_command(inner, structure, run.socket)
+    outer = serve_command(config.replace(symmetrize=str(spec.outer())), structure, run.correction)
+    outer += ["--correction", "direct" if spec.mts_direct else "raw"]
+    return [raw] * clients + [outer]
+
+
+class OuterSteps:
+    """A ``SegmentReader`` of an ``mts:K`` run: i-PI's step n is inner step K n."""
+
+    def __init__(self, reader: SegmentReader, interval: int):
+        self.reader, self.interval = reader, interval
+
+    def poll(self) -> list:
+        return [(step * self.interval, data) for step, data in self.reader.poll()]
+
+
+def segment_reader(run: IpiRun, prefix: str):
+    """What follows i-PI's outputs under ``prefix``, steps labelled as mdsym counts them."""
+    reader = SegmentReader(run.workdir, prefix, names(run), run.extras)
+    return OuterSteps(reader, run.interval) if run.interval > 1 else reader
+
+
+def client_commands(run: IpiRun, clients: int) -> list:
+    if run.correction is not None:
+        return mts_serve_commands(run, clients)
+    return [serve_command(run.config, run.rundir.structure, run.socket)] * clients
+
+
+def clients_left(run: IpiRun, processes: IpiProcesses) -> int:
+    """The raw clients still running (a restart adds a fresh correction client)."""
+    if run.correction is None:
+        return processes.alive_clients()
+    return sum(process.poll() is None for process, _ in processes.clients[:-1])
+
+
+def remove_socket_file(socket: Socket):
+    """The correction's unix socket file, which ``IpiProcesses`` does not know."""
+    if socket is not None and socket.file and os.path.exists(socket.file):
+        try:
+            os.unlink(socket.file)
+        except OSError:
+            pass
 
 
 # --- steps into the run directory -----------------------------------------------------
@@ -276,9 +394,10 @@ class StepWriter:
             if step % self.run.stride == 0:
                 self.run.rundir.append_frame(step, row["time_fs"], positions, velocities, forces,
                                              cell=self.cell, pbc=self.run.periodic)
+            increment = step - self.last  # inner steps: one per row, K per row of mts:K
+            self.new_steps += increment
             self.last = step
-            self.new_steps += 1
-            _report(self.progress, step, self.run.total)
+            _report(self.progress, step, self.run.total, increment)
             self.reason = self.run.monitor.check(positions, self.cell, row["potential_eV"],
                                                  forces, row["temperature_K"])
             if self.reason:
@@ -300,16 +419,27 @@ def grid_extras(extras: dict, grid) -> dict:
     return {"energy_rot_std": std, "forces_rot_std": float("nan")}
 
 
+def last_whole_step(rundir: RunDirectory, stride: int) -> int:
+    """The last step written whole: a row at a frame step is not when a kill came
+    between the row and its frame (the row is written first)."""
+    last = last_step(rundir)
+    if last >= 0 and last % stride == 0:
+        frames = complete_frames(rundir.trajectory)
+        if not frames or frames[-1][2] != last:
+            return last - 1
+    return last
+
+
 def last_step(rundir: RunDirectory) -> int:
     steps = rundir.read_thermo()["step"]
     return int(steps.max()) if len(steps) else -1
 
 
-def _report(progress, step, total):
+def _report(progress, step, total, increment=1):
     if progress is None:
         return
     if hasattr(progress, "update"):
-        progress.update(1)
+        progress.update(increment)
     else:
         progress(step, total)
 
@@ -340,9 +470,11 @@ def continue_from_checkpoint(run: IpiRun, writer: StepWriter, reader=None) -> tu
     step, path = latest_checkpoint(run.workdir)
     if step is None:
         raise MdsymError(f"cannot continue {run.rundir.path}: no i-PI checkpoint in {run.workdir}")
+    step *= run.interval  # i-PI counts outer steps
+    writer.cut_back(last_whole_step(run.rundir, run.stride))  # written again below
     done = segments(run.workdir)
     if reader is None and done:
-        reader = SegmentReader(run.workdir, f"seg{done[-1]}", names(run), run.extras)
+        reader = segment_reader(run, f"seg{done[-1]}")
     if reader is not None and writer.last < step:
         writer.write(reader.poll(), up_to=step)
     writer.cut_back(step)
@@ -364,14 +496,14 @@ def run_segment(run: IpiRun, writer: StepWriter, segment: int, xml: str, clients
     """Run i-PI once on ``xml`` with ``clients`` local clients, converting as it goes."""
     prefix = f"seg{segment}"
     (run.workdir / f"{prefix}.input.xml").write_text(xml)
-    reader = SegmentReader(run.workdir, prefix, names(run), run.extras)
+    reader = segment_reader(run, prefix)
     with IpiProcesses(run.workdir, run.socket.file) as processes:
         processes.start_server(f"{prefix}.input.xml", f"{prefix}.ipi.log")
-        for k in range(clients):
-            processes.start_client(serve_command(run.config, run.rundir.structure, run.socket),
-                                   f"{prefix}.serve{k}.log")
+        for k, command in enumerate(client_commands(run, clients)):
+            processes.start_client(command, f"{prefix}.serve{k}.log")
         end = follow(processes, reader, writer)
-        end.clients_left = processes.alive_clients()
+        end.clients_left = clients_left(run, processes)
+    remove_socket_file(run.correction)
     end.reader = reader
     if end.kind == "stalled":
         writer.write(reader.poll())  # what i-PI wrote before it stopped
@@ -473,6 +605,9 @@ def run_ipi(context, rundir: RunDirectory, resume: bool = False, progress=None) 
                       **run.socket.details()}}
     if run.grid is not None:  # which grid i-PI averaged over
         result["ipi"]["rotations"] = run.grid.describe()
+    if run.correction is not None:  # mts:K: the correction's socket, i-PI's outer steps
+        result["ipi"].update(mts_interval=run.interval, correction_address=run.correction.address,
+                             correction_port=run.correction.port)
     if start >= run.total:
         return {**result, "status": "completed", "reason": None, "steps_done": start,
                 "new_steps": 0, "wall_time_s": 0.0, "steps_per_s": None,

@@ -12,6 +12,15 @@ i-PI does not send atomic numbers, so a ``Potential`` is built from a template
 structure (the species, masses and periodicity of the simulated system); i-PI's
 cell is used only when the template is periodic.
 
+Correction mode (``correction``, ``CORRECTIONS``): the potential served is the
+spec's symmetrized model *minus* the model that drives the inner steps of i-PI's
+multiple time stepping (``<nmts>``, ``mdsym.engines.ipi_md``), energy, forces and
+virial alike: ``raw`` subtracts the same model with the spec's netforce/nettorque
+fixes only (``SymmetrizeSpec.inner``), ``direct`` serves the model's conservative
+forces, symmetrized as the spec says, minus its direct forces with those fixes
+(``mts:K:direct``). The physics is that of ``mdsym.engines.mts``; the rotational
+std in the extras is that of the symmetrized part.
+
 ``Client`` speaks the socket protocol (``mdsym.ipi.protocol``) with blocking reads:
 it sleeps in the kernel between requests, ends cleanly on ``EXIT`` and fails
 (``ServerClosed``, one line) when the server goes away without it.
@@ -31,19 +40,29 @@ from ..system import System
 from . import protocol as p
 
 DEFAULT_SOCKETS_PREFIX = "/tmp/ipi_"
+#: what a correction-mode potential subtracts from the symmetrized model (``none``: nothing)
+CORRECTIONS = ("none", "raw", "direct")
+DEFAULT_CORRECTION = "none"
 
 
 class Potential:
     """An mdsym model (and symmetrization) seen from i-PI, in atomic units."""
 
     def __init__(self, model, template, symmetrize="none", batch_size=None, seed: int = 0,
-                 extras: bool = None, quadrature=None):
+                 extras: bool = None, quadrature=None, subtract=None):
+        """``subtract``: in correction mode, the inner model (a ``Model``) whose raw
+        forces, with the spec's fixes, are taken off the symmetrized ``model``."""
         self.template = template if isinstance(template, System) else System.from_atoms(template)
         self.model = model
         model.check_system(self.template)
         # the spec's quadrature, or an explicit grid (e.g. i-PI's <ffrotations> grid)
         self.symmetrizer = Symmetrizer(model, symmetrize, batch_size=batch_size, seed=seed,
                                        quadrature=quadrature)
+        self.subtracted = None
+        if subtract is not None:
+            subtract.check_system(self.template)
+            self.subtracted = Symmetrizer(subtract, self.symmetrizer.spec.inner(),
+                                          batch_size=batch_size, seed=seed)
         averaging = self.symmetrizer.spec.mode != "none" or quadrature is not None
         # report the rotational std only when there is something to report
         self.extras = averaging if extras is None else extras
@@ -64,9 +83,12 @@ class Potential:
         """``(energy Ha, forces Ha/Bohr (N,3), virial Ha (3,3), extras str)``."""
         system = self.system(cell_h, positions)
         wanted = ["energy", "forces"]
-        if system.periodic and self.model.has_stress:
+        if system.periodic and self.model.has_stress and (
+                self.subtracted is None or self.subtracted.model.has_stress):
             wanted.append("stress")
         results = self.symmetrizer(system, wanted)
+        if self.subtracted is not None:
+            results = correction(results, self.subtracted(system, wanted))
         self.calls += 1
         if "stress" in results:
             virial = p.virial_to_ipi(results["stress"], abs(np.linalg.det(system.cell)))
@@ -89,6 +111,16 @@ class Potential:
 
     def evaluate_batch(self, cells, positions) -> list:
         return [self.evaluate(h, q) for h, q in zip(cells, positions)]
+
+
+def correction(symmetrized: dict, inner: dict) -> dict:
+    """``symmetrized`` minus ``inner`` for energy, forces and stress (float64, ASE
+    units); the rest of ``symmetrized`` (the rotational std) as it is."""
+    results = dict(symmetrized)
+    for key in ("energy", "forces", "stress"):
+        if key in symmetrized:
+            results[key] = symmetrized[key] - inner[key]
+    return results
 
 
 class Client:
@@ -264,4 +296,5 @@ def log_to_stderr(prefix="mdsym serve"):
     return log
 
 
-__all__ = ["Potential", "Client", "connect", "unix_path", "DEFAULT_SOCKETS_PREFIX"]
+__all__ = ["Potential", "Client", "connect", "unix_path", "correction", "DEFAULT_SOCKETS_PREFIX",
+           "CORRECTIONS", "DEFAULT_CORRECTION"]

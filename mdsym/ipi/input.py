@@ -16,6 +16,7 @@ forces, every step, at full precision), ``extras_0`` (the rotational std that
 ``mdsym serve`` returns when it averages, bead 0) and ``RESTART`` (checkpoints).
 """
 
+import dataclasses
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 
@@ -278,6 +279,59 @@ def restarted(checkpoint_text: str, prefix: str, total_steps: int, address=None,
     for ff in root.iter("ffsocket"):
         if address is not None:
             ff.find("address").text = f" {address} "
+        if port is not None:
+            found = ff.find("port")
+            if found is None:
+                found = _child(ff, "port")
+            found.text = f" {int(port)} "
+    return root
+
+
+# --- multiple time stepping ------------------------------------------------------------
+
+
+def multiple_time_step(atoms, velocities, inner: ET.Element, outer: ET.Element, interval: int,
+                       total_steps: int, dynamics: Dynamics = Dynamics(),
+                       outputs: Outputs = Outputs()) -> ET.Element:
+    """An i-PI input running reversible RESPA through its own ``<nmts>``: ``inner``
+    (a forcefield: the raw model) every step of ``dynamics.timestep_fs``, ``outer``
+    (the correction, symmetrized minus raw) as a kick every ``interval`` of them;
+    ``total_steps`` inner steps, a whole number of outer ones.
+
+    i-PI's semantics (``ipi.engine.motion.dynamics.NVEIntegrator.mtsprop``): its
+    ``<timestep>`` is the *outer* step, ``<nmts>[1, K]</nmts>`` splits it into K
+    inner velocity Verlet steps, and each ``<force>``'s ``<mts_weights>`` gives its
+    weight per level, outer first (``[1, 0]``: outer only, ``[0, 1]``: inner
+    only). One i-PI step is one outer step: the opening kick ``dt_out/2`` with the
+    outer force, K inner steps of ``dt_out/K``, the closing kick; a thermostat acts
+    for ``dt_out/2`` before and after (``obabo``). i-PI's step counter, its
+    outputs' strides and checkpoints all count outer steps; its potential, forces
+    and conserved quantity are those of the sum of both forces (the weights
+    summed over levels), i.e. of the symmetrized model, at outer steps."""
+    interval = int(interval)
+    if interval < 1 or total_steps % interval:
+        raise MdsymError(f"multiple time stepping runs whole outer steps: {total_steps} steps "
+                         f"are not a multiple of K = {interval}")
+    outer_dynamics = dataclasses.replace(dynamics, timestep_fs=dynamics.timestep_fs * interval)
+    root = simulation(atoms, velocities, inner, total_steps // interval, outer_dynamics, outputs)
+    root.insert(list(root).index(inner) + 1, outer)  # forcefields before the system
+    forces = root.find("system/forces")
+    for force in forces.findall("force"):
+        _child(force, "mts_weights", "[ 0, 1 ]")
+    _child(_child(forces, "force", forcefield=outer.get("name")), "mts_weights", "[ 1, 0 ]")
+    _child(root.find("system/motion/dynamics"), "nmts", f"[ 1, {interval} ]")
+    return root
+
+
+def readdressed(root: ET.Element, sockets: dict) -> ET.Element:
+    """``root`` with each ``<ffsocket>`` named in ``sockets`` (``{name: (address,
+    port)}``, port None for unix sockets) moved to that address (a restart of a run
+    with several sockets: ``restarted`` moves them all to one)."""
+    for ff in root.iter("ffsocket"):
+        if ff.get("name") not in sockets:
+            continue
+        address, port = sockets[ff.get("name")]
+        ff.find("address").text = f" {address} "
         if port is not None:
             found = ff.find("port")
             if found is None:
