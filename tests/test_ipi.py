@@ -127,6 +127,34 @@ def test_ipi_engine_matches_ase_velocity_verlet(tmp_path):
     assert np.isfinite(thermo["Lx"]).all()
 
 
+def test_ipi_engine_logs_the_degree_behind_every_row_as_ase_does(tmp_path):
+    """The clients return the degree of their quadrature with the rotational std: a
+    fixed grid writes its degree in every row; o3:auto writes the degree it chose, and
+    run.json logs each choice, as the ASE engine does (the analytic model's bond2 term
+    needs degree 2 to meet 1e-3 eV/A)."""
+    from mdsym.engines.ipi_md import run_ipi
+    from mdsym.engines.run import run_md
+
+    for spec, expected in (("o3:1", 1), ("o3:auto:0.001:100", 2)):
+        rundir = RunDirectory(tmp_path / spec.replace(":", "_"))
+        rundir.create(cluster_with_velocities())
+        model = "analytic:bond2=0.02"
+        result = run_ipi(nve_config(rundir, model=model, symmetrize=spec, steps=10), rundir)
+        assert result["status"] == "completed", result
+        degrees = rundir.read_thermo()["symmetrize_degree"]
+        assert np.all(degrees == expected), degrees
+        reference = run_md(nve_config(rundir, model=model, symmetrize=spec, steps=10, engine="ase",
+                                      structure=str(CLUSTER)), tmp_path / f"ase-{expected}")
+        assert np.all(RunDirectory(tmp_path / f"ase-{expected}").read_thermo()["symmetrize_degree"]
+                      == degrees)
+        if spec.startswith("o3:auto"):
+            ase_log = reference["segments"][0]["degree_log"]
+            assert [(e["step"], e["degree"]) for e in result["degree_log"]] == \
+                [(e["step"], e["degree"]) for e in ase_log] == [(0, 2)]
+        else:
+            assert "degree_log" not in result
+
+
 # --- ffrotations over two mdsym serve processes --------------------------------------
 
 
@@ -185,7 +213,8 @@ def test_ipi_py_driver_and_ffdirect_use_the_pes_plugin(tmp_path):
     potential = Potential(load_model("analytic"), atoms, "o3:2")
     energy, forces, _, extras = potential.evaluate(
         np.eye(3) * 1000 / p.BOHR, atoms.positions / p.BOHR)
-    assert set(json.loads(extras)) == {"energy_rot_std", "forces_rot_std"}
+    assert set(json.loads(extras)) == {"energy_rot_std", "forces_rot_std", "symmetrize_degree"}
+    assert json.loads(extras)["symmetrize_degree"] == 2
 
     name = unique_name("pes")
     block = ipi_input.socket("mdsym", "unix", name)

@@ -362,6 +362,7 @@ def thermo_row(step, data, masses) -> tuple:
         "temperature_K": thermo["temperature"] * p.AU_TEMPERATURE,
         "energy_rot_std_eV": data.extras.get("energy_rot_std", float("nan")),
         "forces_rot_std_eVA": data.extras.get("forces_rot_std", float("nan")),
+        "symmetrize_degree": data.extras.get("symmetrize_degree", float("nan")),
     }
     row.update(mechanics(positions, velocities, forces, masses))
     return row, positions, velocities, forces
@@ -380,6 +381,8 @@ class StepWriter:
         self.new_steps = 0
         self.reason = None
         self.time_to_failure_fs = None
+        # o3:auto: every change of degree seen in the rows (run.json's degree_log)
+        self.degree_log = [] if run.config.symmetrize.mode == "auto" else None
 
     def write(self, steps, up_to=None) -> bool:
         """Write the ``[(step, Step)]`` not written yet (up to ``up_to``); False once a
@@ -390,6 +393,7 @@ class StepWriter:
             if self.run.grid is not None:
                 data.extras = grid_extras(data.extras, self.run.grid)
             row, positions, velocities, forces = thermo_row(step, data, self.masses)
+            self.log_degree(step, row["symmetrize_degree"])
             self.run.rundir.append_thermo(row)
             if step % self.run.stride == 0:
                 self.run.rundir.append_frame(step, row["time_fs"], positions, velocities, forces,
@@ -404,6 +408,15 @@ class StepWriter:
                 self.time_to_failure_fs = row["time_fs"]
         return self.reason is None
 
+    def log_degree(self, step: int, degree: float) -> None:
+        """o3:auto: the degree the clients chose, logged at the first row it appears in
+        (the clients' own log stays in their process; this is what drove the run)."""
+        if self.degree_log is None or not np.isfinite(degree):
+            return
+        previous = self.degree_log[-1]["degree"] if self.degree_log else None
+        if degree != previous:
+            self.degree_log.append({"step": int(step), "degree": int(degree), "previous": previous})
+
     def cut_back(self, step: int):
         """Forget what was written after ``step`` (it will be written again)."""
         self.run.rundir.truncate_after(step)
@@ -413,10 +426,11 @@ class StepWriter:
 def grid_extras(extras: dict, grid) -> dict:
     """The rotational std of ``<ffrotations>``'s step (eV): the energy's from the energies
     i-PI returns for every rotation; the forces' is NaN (i-PI keeps no per-rotation
-    forces)."""
+    forces); the degree is the grid's measured exactness."""
     energies = extras.get(ipi_input.IPI_GRID_ENERGIES[0])
     std = float("nan") if energies is None else grid.energy_rot_std(energies) * p.HARTREE
-    return {"energy_rot_std": std, "forces_rot_std": float("nan")}
+    return {"energy_rot_std": std, "forces_rot_std": float("nan"),
+            "symmetrize_degree": float(grid.degree)}
 
 
 def last_whole_step(rundir: RunDirectory, stride: int) -> int:
@@ -626,6 +640,8 @@ def summary(result: dict, outcome: Outcome, writer: StepWriter, wall: float) -> 
                   steps_per_s=writer.new_steps / wall if wall > 0 and writer.new_steps else None,
                   time_to_failure_fs=writer.time_to_failure_fs)
     result["ipi"]["segment"] = outcome.segment
+    if writer.degree_log is not None:
+        result["degree_log"] = writer.degree_log
     if outcome.status == "failed" and result["time_to_failure_fs"] is None:
         thermo = writer.run.rundir.read_thermo()
         if len(thermo["time_fs"]):

@@ -101,6 +101,9 @@ class Potential:
                 "energy_rot_std": float(results.get("energy_rot_std", 0.0)),
                 "forces_rot_std": float(np.sqrt(np.mean(results["forces_rot_std"] ** 2)))
                 if "forces_rot_std" in results else 0.0,
+                # the degree of the quadrature behind this call (o3:auto: the one it chose)
+                "symmetrize_degree": float("nan") if self.symmetrizer.degree is None
+                else float(self.symmetrizer.degree),
             })
         return (
             p.energy_to_ipi(results["energy"]),

@@ -34,8 +34,9 @@ THERMO = ("step", "time", "potential", "kinetic_md", "conserved", "temperature")
 FRAMES = {"positions": ("pos", "x_centroid"), "velocities": ("vel", "v_centroid"),
           "forces": ("frc", "f_centroid")}
 FRAME_FORMAT = "bin"  # full precision (see mdsym.ipi.outputs)
-#: the extras ``mdsym serve`` returns when it averages over rotations
-ROTATION_STD = ("energy_rot_std", "forces_rot_std")
+#: the extras ``mdsym serve`` returns when it averages over rotations: the rotational
+#: std and the degree of the quadrature it used (o3:auto's choice)
+ROTATION_STD = ("energy_rot_std", "forces_rot_std", "symmetrize_degree")
 #: the extras i-PI's ``<ffrotations>`` returns: the energy of every rotation (Hartree)
 IPI_GRID_ENERGIES = ("o3grid_pots",)
 PATH_INTEGRAL_THERMOSTATS = {"svr": "pile_g", "langevin": "pile_l"}
