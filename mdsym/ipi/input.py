@@ -278,14 +278,19 @@ def restarted(checkpoint_text: str, prefix: str, total_steps: int, address=None,
             inner.set("name", f"{ff.get('name')}-inner")
             ff.append(inner)
     for ff in root.iter("ffsocket"):
-        if address is not None:
-            ff.find("address").text = f" {address} "
-        if port is not None:
-            found = ff.find("port")
-            if found is None:
-                found = _child(ff, "port")
-            found.text = f" {int(port)} "
+        _move_socket(ff, address, port)
     return root
+
+
+def _move_socket(ff: ET.Element, address=None, port=None) -> None:
+    """Point the ``<ffsocket>`` ``ff`` at ``address`` / ``port`` (None: left as is)."""
+    if address is not None:
+        ff.find("address").text = f" {address} "
+    if port is not None:
+        found = ff.find("port")
+        if found is None:
+            found = _child(ff, "port")
+        found.text = f" {int(port)} "
 
 
 # --- multiple time stepping ------------------------------------------------------------
@@ -331,13 +336,7 @@ def readdressed(root: ET.Element, sockets: dict) -> ET.Element:
     for ff in root.iter("ffsocket"):
         if ff.get("name") not in sockets:
             continue
-        address, port = sockets[ff.get("name")]
-        ff.find("address").text = f" {address} "
-        if port is not None:
-            found = ff.find("port")
-            if found is None:
-                found = _child(ff, "port")
-            found.text = f" {int(port)} "
+        _move_socket(ff, *sockets[ff.get("name")])
     return root
 
 

@@ -5,6 +5,9 @@ judge mdsym's files from the outside, as a user's scripts would."""
 import csv
 import json
 import math
+import os
+import signal
+import time
 from pathlib import Path
 
 import numpy as np
@@ -104,3 +107,26 @@ def check_analysis(run_dir) -> dict:
     for plot in ANALYSIS_PLOTS:
         assert plot in text, f"report.md does not show {plot}"
     return report
+
+
+def thermo_rows(run_dir) -> int:
+    """Rows of ``run_dir``'s thermo.csv written so far (0 before it exists)."""
+    try:
+        return max(0, len((Path(run_dir) / "thermo.csv").read_text().splitlines()) - 1)
+    except FileNotFoundError:
+        return 0
+
+
+def sigkill_after_rows(process, run_dir, rows: int, timeout: float = 240) -> int:
+    """SIGKILL the running ``mdsym run`` ``process`` once ``run_dir`` holds ``rows``
+    thermo rows (it must still be running then); the rows it had when it died."""
+    deadline = time.monotonic() + timeout
+    while thermo_rows(run_dir) < rows and process.poll() is None:
+        assert time.monotonic() < deadline, "the run wrote no rows in time"
+        time.sleep(0.02)
+    assert process.poll() is None, \
+        f"the run ended before it could be killed (raise STEPS)\n{process.communicate()}"
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait(timeout=30)
+    return thermo_rows(run_dir)
+

@@ -8,14 +8,10 @@ potential is i-PI's own (the symmetrized model's), its conserved_eV the symmetri
 model's total energy, which fluctuates without drift; and the i-PI
 run, resumed, is the ASE engine's RESPA run to round-off."""
 
-import os
-import signal
-import time
-
 import numpy as np
 from ase import units
 
-from .checks import read_json, read_thermo, read_trr
+from .checks import read_json, read_thermo, read_trr, sigkill_after_rows, thermo_rows
 from .conftest import mdsym, start_mdsym
 
 K = 4
@@ -27,13 +23,6 @@ ATOMS = 55
 RUN = ("run", "--model", "analytic:vector1=0.05", "--structure", "cu-cluster-55",
        "--ensemble", "nve", "--timestep", TIMESTEP_FS, "--steps", STEPS, "--stride", STRIDE,
        "--seed", "3", "--symmetrize", f"mts:{K}+o3:1")
-
-
-def thermo_rows(run_dir) -> int:
-    try:
-        return max(0, len((run_dir / "thermo.csv").read_text().splitlines()) - 1)
-    except FileNotFoundError:
-        return 0
 
 
 def ipi_potentials_eV(folder) -> dict:
@@ -55,14 +44,7 @@ def test_ipi_mts_killed_resumed_matches_the_ase_engine(tmp_path, stop_later):
     killed = tmp_path / "ipi"
     process = start_mdsym(*RUN, "--engine", "ipi", "--out", "ipi", cwd=tmp_path)
     stop_later(process)
-    deadline = time.monotonic() + 240
-    while thermo_rows(killed) < ROWS_BEFORE_KILL and process.poll() is None:
-        assert time.monotonic() < deadline, "the run wrote no rows in time"
-        time.sleep(0.02)
-    assert process.poll() is None, \
-        f"the run ended before it could be killed (raise STEPS)\n{process.communicate()}"
-    os.kill(process.pid, signal.SIGKILL)
-    process.wait(timeout=30)
+    sigkill_after_rows(process, killed, ROWS_BEFORE_KILL)
     assert thermo_rows(killed) < STEPS // K + 1
 
     mdsym("run", "--resume", "ipi", cwd=tmp_path)

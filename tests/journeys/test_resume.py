@@ -2,13 +2,10 @@
 `mdsym run --resume DIR` loses and duplicates nothing, and, NVE with VelocityVerlet
 being deterministic, its trajectory is the uninterrupted run's to round-off."""
 
-import os
-import signal
-import time
-
 import numpy as np
 
-from .checks import check_completed_run, read_json, read_thermo, read_trr
+from .checks import (check_completed_run, read_json, read_thermo, read_trr,
+                     sigkill_after_rows)
 from .conftest import mdsym, start_mdsym
 
 STEPS = 300
@@ -20,26 +17,11 @@ RUN = ("run", "--model", "analytic:vector1=0.05", "--structure", "cu-cluster-55"
        "--seed", "3")
 
 
-def thermo_rows(run_dir) -> int:
-    try:
-        return max(0, len((run_dir / "thermo.csv").read_text().splitlines()) - 1)
-    except FileNotFoundError:
-        return 0
-
-
 def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path, stop_later):
     killed = tmp_path / "killed"
     process = start_mdsym(*RUN, "--out", "killed", cwd=tmp_path)
     stop_later(process)
-    deadline = time.monotonic() + 240
-    while thermo_rows(killed) < ROWS_BEFORE_KILL and process.poll() is None:
-        assert time.monotonic() < deadline, "the run wrote no rows in time"
-        time.sleep(0.02)
-    assert process.poll() is None, \
-        f"the run ended before it could be killed (raise STEPS)\n{process.communicate()}"
-    os.kill(process.pid, signal.SIGKILL)
-    process.wait(timeout=30)
-    rows_at_kill = thermo_rows(killed)
+    rows_at_kill = sigkill_after_rows(process, killed, ROWS_BEFORE_KILL)
     assert ROWS_BEFORE_KILL <= rows_at_kill < STEPS + 1
     assert read_json(killed / "run.json")["status"] == "running"  # as a SIGKILL leaves it
 
