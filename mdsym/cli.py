@@ -216,6 +216,7 @@ def run(resume, out, progress, yes, **options):
             bar.close()
         out = resume
     else:
+        options.update(_whole_outer_step_defaults(options))
         config = RunConfig(**dict(options, structure=str(structure_path(options["structure"]))))
         check_cost(_evaluations_per_step(config), yes, f"--symmetrize {config.symmetrize}")
         out = out or str(default_out())
@@ -241,6 +242,18 @@ def _evaluations_per_step(config) -> int:
 
         return len(rotation_grid(config).quadrature)
     return config.symmetrize.evaluations_per_call()
+
+
+def _whole_outer_step_defaults(options) -> dict:
+    """The i-PI engine runs ``mts:K`` in whole outer steps of K (``RunConfig`` refuses
+    --steps and --stride that are not multiples of K): --steps and --stride the user
+    did not give are rounded up to the next multiple of K instead of refused."""
+    from .symmetrize import SymmetrizeSpec
+
+    k = SymmetrizeSpec.parse(options["symmetrize"]).mts_interval
+    if options["engine"] != "ipi" or k < 2:
+        return {}
+    return {name: -(-options[name] // k) * k for name in ("steps", "stride") if not _given(name)}
 
 
 def _given(parameter) -> bool:

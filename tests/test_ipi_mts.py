@@ -5,6 +5,7 @@ The reference is mdsym's own RESPA for ASE (``mdsym.engines.mts``), tested on it
 own in ``tests/test_mts.py``.
 """
 
+import json
 import os
 import signal
 import subprocess
@@ -373,3 +374,17 @@ def test_bad_inputs_are_one_line_and_exit_2(tmp_path):
         assert done.returncode == 2 and len(lines) == 1, done.stderr
         assert lines[0].startswith("mdsym: error:") and message in lines[0], lines
     assert not (tmp_path / "x").exists()
+
+
+def test_defaults_the_user_did_not_give_round_up_to_whole_outer_steps(tmp_path):
+    """`mdsym run --engine ipi --symmetrize mts:8+...` with the default --stride (10):
+    the stride becomes 16, the next multiple of K, instead of an error; a --steps the
+    user gave is kept as given."""
+    done = subprocess.run([*mdsym_command(), "run", "--engine", "ipi", "--model", "analytic",
+                           "--structure", str(CLUSTER), "--symmetrize", "mts:8+o3:1",
+                           "--steps", "32", "--no-progress", "--out", "run"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    info = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert (info["config"]["stride"], info["config"]["steps"]) == (16, 32)
+    assert list(RunDirectory(tmp_path / "run").read_thermo()["step"]) == [0, 8, 16, 24, 32]
