@@ -33,7 +33,7 @@ over seeds:
   ``mts:K``: outer steps, where it is the symmetrized model's total energy);
 - A of the driving forces (eV/A): ``mdsym analyze``'s equivariance error of the
   forces that moved the atoms (the symmetrized model's for symmetrized rows, on
-  ``EQUIVARIANCE_FRAMES`` frames, on a grid turned off the symmetrizer's own, as
+  ``A_FRAMES`` frames, on a grid turned off the symmetrizer's own, as
   ``mdsym study``); for ``SymmetrizedCalculator`` rows the same measurement of that
   calculator's forces on the same number of frames of its own trajectory;
 - predicted cost: ``bench_mts.predicted_cost`` from interleaved single evaluations
@@ -218,12 +218,16 @@ def A_of_calculator(calc, atoms, frames) -> float:
     return float(np.mean(values))
 
 
-def equivariance_frames(steps, stride=10) -> tuple:
-    """(every, frame indices) for ``mdsym study``'s number of frames of A per run."""
-    from mdsym.analysis.study import EQUIVARIANCE_FRAMES
+#: frames of a run at which A is measured: the first and the last (``mdsym study`` takes
+#: 4; A of an o3:4-symmetrized model costs 48 x 120 evaluations per frame, and A moves
+#: little along a 0.2 ps run; with ~20 rows x 6 runs, 2 frames keep the benchmark in an hour)
+A_FRAMES = 2
 
+
+def equivariance_frames(steps, stride=10) -> tuple:
+    """(every, frame indices): ``A_FRAMES`` frames spread over the run's frames."""
     n_frames = steps // stride + 1
-    every = int(np.ceil(n_frames / EQUIVARIANCE_FRAMES))
+    every = max(1, int(np.ceil((n_frames - 1) / max(1, A_FRAMES - 1))))
     return every, list(range(0, n_frames, every))
 
 
@@ -286,17 +290,23 @@ def one_round(rows, steps, model, structure, seed, root: Path, pt, log=print) ->
     for row, figures in results.items():
         if "error" not in figures:
             figures["cost_vs_raw"] = raw / figures["steady_steps_per_s"] if raw else None
+    if "error" not in results.get("none", {"error": ""}):
+        # raw's cost is 1 by definition; its two runs' speeds show how the load moved
+        results["none"].update(cost_vs_raw=1.0, steady_steps_per_s=raw, raw_runs_steps_per_s=raw_speeds)
     # drift and A after the round, outside its timing
     every, indices = equivariance_frames(steps)
     for row, figures in results.items():
         if "error" in figures:
             continue
+        started = time.monotonic()
         if row.startswith(SYMCALC):
             atoms = read_structure(Path(raw_out) / "structure.xyz")
             figures["A_driving"] = A_of_calculator(symmetrized_calculator(pt, row[len(SYMCALC):]), atoms,
                                                    [frames[row][i] for i in indices])
         else:
             figures.update(analyse(figures["out"], row, steps))
+        log(f"  {row:26s} analysed ({time.monotonic() - started:.0f} s): drift "
+            f"{_g(figures.get('drift_meV_atom_ps'))} meV/atom/ps, A driving {_g(figures.get('A_driving'))} eV/A")
     return results
 
 
@@ -336,7 +346,9 @@ def summarise(model, rows, per_seed, times) -> list:
         if row.startswith(SYMCALC):
             entry["predicted_cost_vs_raw"] = (times[row] / times["none"] if row in times else None)
             entry["start_agrees_with_mdsym"] = [r["start_agrees_with_mdsym"] for r in ok]
-            entry["evaluations_per_step"] = ok[0]["rotations"] if ok else None
+            # its rotations and the unrotated structure (SymmetrizedCalculator.calculate
+            # calls the base calculator first)
+            entry["evaluations_per_step"] = ok[0]["rotations"] + 1 if ok else None
         elif row.startswith(FFROTATIONS):
             entry["predicted_cost_vs_raw"] = None
             entry["evaluations_per_step"] = None
@@ -397,7 +409,7 @@ def best_point(summary) -> dict:
     if not out["best_without_nettorque"]:
         parts.append("Without net-torque removal the goal (max|dL| within 2x full "
                      f"{FULL}'s at <= 2x raw cost) is not reached: "
-                     + (f"the cheapest row within 2x in max|dL| is {says(cheapest_within)}" if cheapest_within
+                     + (f"the cheapest row within 2x in max|dL| is {says(point(cheapest_within))}" if cheapest_within
                         else "no row is within 2x in max|dL|")
                      + ("; the closest in max|dL| at <= 2x cost is " + says(point(closest_cheap))
                         if closest_cheap else "; no row costs <= 2x raw") + ".")
@@ -501,47 +513,64 @@ def plot(result, path: Path) -> None:
 # ----------------------------------------------------------------------------- main
 
 
-def measure(models=MODELS, seeds=SEEDS, steps=STEPS, rows=ROWS, repeats=1, structure=STRUCTURE, keep=None,
-            log=print) -> dict:
-    """For each model: ``repeats`` rounds per seed; every figure of every row."""
+def evaluation_times(model, rows, structure, pt) -> dict:
+    """Seconds per call of the raw model, of each row's symmetrization and of each
+    SymmetrizedCalculator (``bench_mts.evaluation_times``: interleaved, medians)."""
     from ase.calculators.calculator import all_changes
 
+    # an ASE calculator keeps its last answer for the same atoms: each call recomputes
+    extra = {row: (lambda atoms, c=symmetrized_calculator(pt, row[len(SYMCALC):]):
+                   c.calculate(atoms, ["energy", "forces"], all_changes))
+             for row in rows if row.startswith(SYMCALC)}
+    specs = [r[len(IPI):] if r.startswith(IPI) else r for r in rows if not r.startswith((SYMCALC, FFROTATIONS))]
+    return bench_mts.evaluation_times(specs, model, structure, extra=extra)
+
+
+def measure(models=MODELS, seeds=SEEDS, steps=STEPS, rows=ROWS, repeats=1, structure=STRUCTURE, keep=None,
+            log=print, checkpoint=None) -> dict:
+    """For each seed and model (seeds outer: a partial result covers every model),
+    ``repeats`` rounds; every figure of every row. ``checkpoint(result)`` is called
+    with the result so far after each round."""
     from mdsym.cli import STRUCTURES
     from mdsym.system import read_structure
 
     pin_threads()
     rows = check_rows(rows)
     started = time.monotonic()
-    out = []
+    setup = {"models": list(models), "seeds": list(seeds), "steps": steps, "timestep_fs": 0.5,
+             "structure": structure, "repeats": repeats, "rows": ["none", *rows]}
+    state = {model: {"per_seed": {}} for model in models}
+
+    def result():
+        out = []
+        for model in models:
+            times = state[model].get("times", {})
+            summary = summarise(model, rows, state[model]["per_seed"], times)
+            out.append({"model": model, "rows": summary, "best_point": best_point(summary),
+                        "seconds_per_call": times, "per_seed": state[model]["per_seed"]})
+        return {"setup": setup, "environment": environment(),
+                "measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                "wall_time_s": time.monotonic() - started, "host": platform.node(), "models": out}
+
     with tempfile.TemporaryDirectory() as scratch:
         root = Path(keep) if keep else Path(scratch)
+        atoms = read_structure(STRUCTURES / structure)
         for model in models:
-            atoms = read_structure(STRUCTURES / structure)
-            pt = None
-            if any(r.startswith(SYMCALC) for r in rows):
-                pt = model_file(model, atoms, Path(scratch))
-            per_seed = {}
-            for seed in seeds:
+            pt = model_file(model, atoms, Path(scratch)) if any(r.startswith(SYMCALC) for r in rows) else None
+            state[model]["pt"] = pt
+            state[model]["times"] = evaluation_times(model, rows, structure, pt)
+            log(f"{model}: seconds per call: "
+                + ", ".join(f"{k} {v * 1000:.2f} ms" for k, v in state[model]["times"].items()))
+        for seed in seeds:
+            for model in models:
                 for round_ in range(repeats):
-                    log(f"{model}, seed {seed}, round {round_}")
+                    log(f"{model}, seed {seed}, round {round_} ({time.monotonic() - started:.0f} s)")
                     where = root / model.replace(":", "_").replace("/", "_") / f"round{round_}"
-                    results = one_round(rows, steps, model, structure, seed, where, pt, log)
-                    per_seed[f"{seed}.{round_}"] = results
-            # an ASE calculator keeps its last answer for the same atoms: each call recomputes
-            extra = {row: (lambda atoms, c=symmetrized_calculator(pt, row[len(SYMCALC):]):
-                           c.calculate(atoms, ["energy", "forces"], all_changes))
-                     for row in rows if row.startswith(SYMCALC)}
-            specs = [r[len(IPI):] if r.startswith(IPI) else r for r in rows
-                     if not r.startswith((SYMCALC, FFROTATIONS))]
-            times = bench_mts.evaluation_times(specs, model, structure, extra=extra)
-            log("seconds per call: " + ", ".join(f"{k} {v * 1000:.2f} ms" for k, v in times.items()))
-            summary = summarise(model, rows, per_seed, times)
-            out.append({"model": model, "rows": summary, "best_point": best_point(summary),
-                        "seconds_per_call": times, "per_seed": per_seed})
-    return {"setup": {"models": list(models), "seeds": list(seeds), "steps": steps, "timestep_fs": 0.5,
-                      "structure": structure, "repeats": repeats, "rows": ["none", *rows]},
-            "environment": environment(), "measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-            "wall_time_s": time.monotonic() - started, "host": platform.node(), "models": out}
+                    state[model]["per_seed"][f"{seed}.{round_}"] = one_round(
+                        rows, steps, model, structure, seed, where, state[model]["pt"], log)
+                    if checkpoint:
+                        checkpoint(result())
+    return result()
 
 
 def merge(old, new) -> dict:
@@ -584,17 +613,24 @@ def main():
     parser.add_argument("--results", default=str(RESULTS), help="folder for frontier.json/.md/.png")
     parser.add_argument("--keep", default=None, help="keep the run directories here")
     args = parser.parse_args()
-    result = measure(args.models, args.seeds, args.steps, args.specs, args.repeats, args.structure, args.keep)
     results = Path(args.results)
     results.mkdir(parents=True, exist_ok=True)
     saved = results / "frontier.json"
-    if args.merge and saved.exists():
-        result = merge(json.loads(saved.read_text()), result)
-    saved.write_text(json.dumps(result, indent=2))
-    table = markdown(result)
-    (results / "frontier.md").write_text(table)
-    plot(result, results / "frontier.png")
-    print(table)
+    old = json.loads(saved.read_text()) if args.merge and saved.exists() else None
+
+    def write(result):
+        """The result so far (merged into the old one with --merge): a long run that is
+        stopped keeps the rounds it finished."""
+        if old is not None:
+            result = merge(old, result)
+        saved.write_text(json.dumps(result, indent=2))
+        (results / "frontier.md").write_text(markdown(result))
+        plot(result, results / "frontier.png")
+        return result
+
+    result = measure(args.models, args.seeds, args.steps, args.specs, args.repeats, args.structure, args.keep,
+                     checkpoint=write)
+    print(markdown(write(result)))
 
 
 if __name__ == "__main__":
