@@ -580,6 +580,7 @@ def merge(old, new) -> dict:
     for model in new["models"]:
         if model["model"] not in models:
             merged["models"].append(model)
+            merged["setup"]["models"].append(model["model"])
             continue
         kept = models[model["model"]]
         by_row = {e["row"]: e for e in kept["rows"]}
@@ -612,6 +613,9 @@ def main():
     parser.add_argument("--merge", action="store_true", help="replace these rows in an existing frontier.json")
     parser.add_argument("--results", default=str(RESULTS), help="folder for frontier.json/.md/.png")
     parser.add_argument("--keep", default=None, help="keep the run directories here")
+    parser.add_argument("--combine", nargs="+", default=None, metavar="JSON",
+                        help="measure nothing: merge these frontier.json files (e.g. one per model, run "
+                             "in parallel) into --results, later ones replacing earlier rows")
     args = parser.parse_args()
     results = Path(args.results)
     results.mkdir(parents=True, exist_ok=True)
@@ -628,8 +632,14 @@ def main():
         plot(result, results / "frontier.png")
         return result
 
-    result = measure(args.models, args.seeds, args.steps, args.specs, args.repeats, args.structure, args.keep,
-                     checkpoint=write)
+    if args.combine:
+        parts = [json.loads(Path(path).read_text()) for path in args.combine]
+        result = parts[0]
+        for part in parts[1:]:
+            result = merge(result, part)
+    else:
+        result = measure(args.models, args.seeds, args.steps, args.specs, args.repeats, args.structure,
+                         args.keep, checkpoint=write)
     print(markdown(write(result)))
 
 
