@@ -197,17 +197,18 @@ def reference_run(pt, degree, raw_out, steps, seed, temperature_K=300.0, timeste
     return bench_mts.steady_speed(clock, steps), figures, frames
 
 
-def A_of_calculator(calc, atoms, frames) -> float:
-    """Mean over ``frames`` of A of ``calc``'s forces, on the grid ``mdsym analyze``
-    measures symmetrized models on (``EquivarianceSeries``: degree 1, turned off any
-    symmetrizer's own grid): the same measurement as the mdsym rows' A."""
+def A_of_model(model, atoms, frames) -> float:
+    """Mean over ``frames`` of A of the forces of ``model`` (an mdsym model, or an ASE
+    calculator), on the grid ``mdsym analyze`` measures symmetrized models on
+    (``EquivarianceSeries``: degree 1, turned off any symmetrizer's own grid): the same
+    measurement as the mdsym rows' A."""
     from mdsym.analysis.equivariance_series import offset_quadrature
     from mdsym.metrics import equivariance_error, metrics_quadrature
     from mdsym.models import load_model
     from mdsym.symmetrize import evaluate_back_rotated
     from mdsym.system import System
 
-    model = load_model(calc)
+    model = load_model(model)
     quadrature = offset_quadrature(metrics_quadrature(1))
     values = []
     for positions in frames:
@@ -222,6 +223,33 @@ def A_of_calculator(calc, atoms, frames) -> float:
 #: 4; A of an o3:4-symmetrized model costs 48 x 120 evaluations per frame, and A moves
 #: little along a 0.2 ps run; with ~20 rows x 6 runs, 2 frames keep the benchmark in an hour)
 A_FRAMES = 2
+
+
+def A_of_ipi_grid(model, row, out, indices) -> float:
+    """A of the forces of the model averaged over i-PI's ``<ffrotations>`` grid of the
+    row's degree (``mdsym.ipi.input.RotationGrid``), on frames ``indices`` of the run
+    in ``out`` (``mdsym analyze`` would measure mdsym's own o3:L grid of that degree)."""
+    from mdsym.analysis.trajectory import load_run
+    from mdsym.ipi.input import RotationGrid
+    from mdsym.models import load_model
+    from mdsym.models.symmetrized import QuadratureAveragedModel
+    from mdsym.symmetrize import SymmetrizeSpec, Symmetrizer
+
+    grid = RotationGrid.for_spec(SymmetrizeSpec.parse(f"o3:{row[len(FFROTATIONS):]}"))
+    averaged = QuadratureAveragedModel(Symmetrizer(load_model(model), "none", quadrature=grid.quadrature))
+    run = load_run(out)
+    return A_of_model(averaged, run.atoms, [run.positions[i] for i in indices])
+
+
+def ipi_grid_size(row):
+    """Force requests per step of ``ffrotations:L`` (None where this mdsym has no such grid)."""
+    try:
+        from mdsym.ipi.input import RotationGrid
+        from mdsym.symmetrize import SymmetrizeSpec
+
+        return len(RotationGrid.for_spec(SymmetrizeSpec.parse(f"o3:{row[len(FFROTATIONS):]}")).quadrature)
+    except Exception:  # not merged yet, or no grid of that degree: the row says why
+        return None
 
 
 def equivariance_frames(steps, stride=10) -> tuple:
@@ -301,8 +329,11 @@ def one_round(rows, steps, model, structure, seed, root: Path, pt, log=print) ->
         started = time.monotonic()
         if row.startswith(SYMCALC):
             atoms = read_structure(Path(raw_out) / "structure.xyz")
-            figures["A_driving"] = A_of_calculator(symmetrized_calculator(pt, row[len(SYMCALC):]), atoms,
-                                                   [frames[row][i] for i in indices])
+            figures["A_driving"] = A_of_model(symmetrized_calculator(pt, row[len(SYMCALC):]), atoms,
+                                              [frames[row][i] for i in indices])
+        elif row.startswith(FFROTATIONS):
+            figures.update(analyse(figures["out"], row, steps))  # the drift; A is i-PI's grid's:
+            figures["A_driving"] = A_of_ipi_grid(model, row, figures["out"], indices)
         else:
             figures.update(analyse(figures["out"], row, steps))
         log(f"  {row:26s} analysed ({time.monotonic() - started:.0f} s): drift "
@@ -350,8 +381,8 @@ def summarise(model, rows, per_seed, times) -> list:
             # calls the base calculator first)
             entry["evaluations_per_step"] = ok[0]["rotations"] + 1 if ok else None
         elif row.startswith(FFROTATIONS):
-            entry["predicted_cost_vs_raw"] = None
-            entry["evaluations_per_step"] = None
+            entry["predicted_cost_vs_raw"] = None  # its cost is i-PI's sockets, not the model's
+            entry["evaluations_per_step"] = ipi_grid_size(row)
         else:
             spec = row[len(IPI):] if row.startswith(IPI) else row
             entry["predicted_cost_vs_raw"] = bench_mts.predicted_cost(spec, times)
