@@ -210,6 +210,13 @@ def test_frontier_best_point():
     assert best["best_without_nettorque"]["row"] == "mts:4+o3:3"
     assert best["best_without_nettorque"]["max_dL_vs_full"] == pytest.approx(1.6)
     assert "Goal reached" in best["sentence"] and "`mts:4+o3:3` at 1.50x" in best["sentence"]
+    # by predicted cost (a figure of its own per row): mts:4 predicted above 2x, mts:8 below
+    for entry, predicted in zip(summary, (1.0, 1.0, 8.0, 1.9, 2.4, 1.3)):
+        entry["predicted_cost_vs_raw"] = predicted
+    by_prediction = bench_frontier.verdict(summary)
+    assert by_prediction["predicted"]["best_without_nettorque"]["row"] == "mts:8+o3:3"
+    assert by_prediction["measured"]["best_without_nettorque"]["row"] == "mts:4+o3:3"
+    assert "By predicted cost" in by_prediction["sentence"]
 
     summary = [entry for entry in summary if entry["row"] not in ("nettorque", "mts:4+o3:3", "mts:8+o3:3")]
     summary.append(frontier_entry("mts:8+o3:3", 2.5, 0.9))
