@@ -18,46 +18,10 @@
 import argparse
 import json
 
-import numpy as np
 
 from common import RESULTS, pin_threads
 
-
-def worst_error(rotations, weights, degree, inversion=True) -> float:
-    """Largest deviation of the weighted mean of D^{lambda,sigma} from the group average."""
-    from mdsym.wigner import sector_characters, wigner_d
-
-    d = wigner_d(rotations, degree)
-    worst = 0.0
-    for lam in range(degree + 1):
-        for sigma in (1, -1) if inversion else (1,):
-            mean = np.einsum("g,gab->ab", weights, sector_characters(rotations, lam, sigma, d[lam]))
-            if lam == 0 and sigma == 1:
-                mean[0, 0] -= 1.0
-            worst = max(worst, float(np.abs(mean).max()))
-    return worst
-
-
-def exactness_degree(rotations, weights, inversion=True, up_to=12, tol=1e-10) -> int:
-    degree = 0
-    while degree < up_to and worst_error(rotations, weights, degree + 1, inversion) < tol:
-        degree += 1
-    return degree
-
-
-def ipi_grids(max_order=13) -> list:
-    """i-PI's Lebedev rotation grids with inversion: order, size, measured degree."""
-    from mdsym.ipi.input import ipi_rotation_grid
-
-    grids = []
-    for order in range(1, max_order + 1):
-        try:
-            grid = ipi_rotation_grid("lebedev", order, inversion=True)
-        except ValueError:  # i-PI has no Lebedev grid of this order
-            continue
-        grids.append({"order": order, "size": len(grid),
-                      "degree": exactness_degree(grid.rotations, grid.weights, True, up_to=order + 2)})
-    return grids
+from mdsym.ipi.input import ipi_grids  # one definition, in the package
 
 
 def symcalc_size(degree: int) -> int:

@@ -162,7 +162,7 @@ def measure(structure="cu-fcc-108", model="analytic", steps=500, sym_steps=60, g
                                          f"short and a long run; best of {repeats}"}
     grid = ipi_rotation_grid("lebedev", grid_order, inversion=True)
     np.savez(scratch / "grid.npz", rotations=grid.rotations, weights=grid.weights)
-    from bench_counts import exactness_degree
+    from mdsym.quadrature import exactness_degree
 
     grid_degree = exactness_degree(grid.rotations, grid.weights, True, up_to=grid_order + 2)
     results["quadrature"] = {"name": grid.name, "size": len(grid), "degree": grid_degree}

@@ -21,7 +21,7 @@ from .auto_degree import DEFAULT_RECHECK_CALLS, DEFAULT_TOLERANCE_EVA
 from .errors import MdsymError
 from .models.devices import DEFAULT_DEVICE, DEVICE_HELP, DTYPE_HELP, DTYPES, dtype_name
 from .metrics import MAX_CONTENT_DEGREE
-from .run_config import RunConfig
+from .run_config import AVERAGE_IN_HELP, RunConfig
 
 POSITIVE = click.FloatRange(min=0, min_open=True)
 NON_NEGATIVE = click.FloatRange(min=0)
@@ -177,9 +177,12 @@ def _choice(name):
 @click.option("--address", default=_default("address"),
               help="i-PI engine: the unix socket's name, or with --socket tcp the host i-PI "
                    "listens on (0.0.0.0: every interface, for drivers on other hosts).")
-@click.option("--drivers", default=_default("drivers"), show_default=True, type=click.IntRange(min=1),
-              help="i-PI engine: local 'mdsym serve' clients; i-PI spreads the beads over "
-                   "them (and over clients started on other hosts).")
+@click.option("--drivers", default=_default("drivers"), show_default=True, type=click.IntRange(min=0),
+              help="i-PI engine: local 'mdsym serve' clients; i-PI spreads the beads (and with "
+                   "--average-in ipi the rotations) over them and over clients started by hand "
+                   "on this or other hosts; 0: only those (needs a fixed --port or --address).")
+@click.option("--average-in", type=_choice("average_in"), default=_default("average_in"),
+              show_default=True, help=AVERAGE_IN_HELP)
 @click.option("--beads", default=_default("beads"), show_default=True, type=click.IntRange(min=1),
               help="i-PI engine: path-integral beads (1: classical MD).")
 @click.option("--min-distance", "min_distance_A", default=_default("min_distance_A"), show_default=True,
@@ -211,7 +214,7 @@ def run(resume, out, progress, yes, **options):
         out = resume
     else:
         config = RunConfig(**dict(options, structure=str(structure_path(options["structure"]))))
-        check_cost(config.symmetrize.evaluations_per_call(), yes, f"--symmetrize {config.symmetrize}")
+        check_cost(_evaluations_per_step(config), yes, f"--symmetrize {config.symmetrize}")
         out = out or str(default_out())
         bar = Progress(config.steps, enabled=progress)
         try:
@@ -226,6 +229,15 @@ def run(resume, out, progress, yes, **options):
         sys.exit(3)
     if info["status"] == "interrupted":
         sys.exit(130)
+
+
+def _evaluations_per_step(config) -> int:
+    """Model evaluations per force call: the spec's, or i-PI's grid when i-PI averages."""
+    if config.average_in == "ipi":
+        from .engines.ipi_md import rotation_grid
+
+        return len(rotation_grid(config).quadrature)
+    return config.symmetrize.evaluations_per_call()
 
 
 def _given(parameter) -> bool:

@@ -188,3 +188,34 @@ def by_name(name: str, degree: int, inversion: bool = True) -> Quadrature:
             f"unknown quadrature {name!r}; known: {', '.join(builders)}"
         )
     return builders[name](degree, inversion)
+
+
+# --- measured exactness (for grids that declare none, such as i-PI's) -----------------
+
+
+def worst_error(rotations, weights, degree: int, inversion: bool = True) -> float:
+    """Largest deviation, over every Wigner-D sector up to ``degree`` (both parities if
+    ``inversion``), of the weighted mean from the group average (1 for the trivial
+    sector, 0 otherwise)."""
+    from .wigner import sector_characters, wigner_d
+
+    rotations, weights = np.asarray(rotations), np.asarray(weights)
+    d = wigner_d(rotations, degree)
+    worst = 0.0
+    for lam in range(degree + 1):
+        for sigma in (1, -1) if inversion else (1,):
+            mean = np.einsum("g,gab->ab", weights, sector_characters(rotations, lam, sigma, d[lam]))
+            if lam == 0 and sigma == 1:
+                mean[0, 0] -= 1.0
+            worst = max(worst, float(np.abs(mean).max()))
+    return worst
+
+
+def exactness_degree(rotations, weights, inversion: bool = True, up_to: int = 12,
+                     tol: float = 1e-10) -> int:
+    """The largest degree (at most ``up_to``) to which the weighted rotations average
+    every sector exactly, measured with Wigner-D matrices."""
+    degree = 0
+    while degree < up_to and worst_error(rotations, weights, degree + 1, inversion) < tol:
+        degree += 1
+    return degree

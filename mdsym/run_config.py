@@ -13,7 +13,8 @@ read as the current version when its fields are fields of today (``structure`` i
 then its ``source_structure``: those files named the run directory's copy
 ``structure``, which ``RUN/structure.xyz`` always is). Anything else (another
 version, unknown fields, missing fields) is refused in one line that names both
-versions.
+versions, but for the fields added to the current version later
+(``ADDED_IN_VERSION``), which take their defaults: what runs without them did.
 
 This module imports no model code but the device names of ``mdsym.models.devices``
 (the CLI imports it for its defaults); the symmetrization spec is parsed, once, when
@@ -45,6 +46,18 @@ ENSEMBLES = ("nve", "nvt")
 THERMOSTATS = ("svr", "langevin")
 FORCES = ("auto", "conservative", "direct")
 SOCKETS = ("unix", "tcp")
+#: where an ``o3:L`` / ``so3:L`` average is taken under the i-PI engine: in each
+#: ``mdsym serve`` client (batched), or by i-PI's own ``<ffrotations>``, which spreads
+#: the rotations of one step over raw clients (``mdsym.ipi.input.RotationGrid``)
+AVERAGE_IN = ("driver", "ipi")
+AVERAGE_IN_HELP = (
+    "i-PI engine: where the rotations of --symmetrize o3:L / so3:L are averaged. driver: each "
+    "'mdsym serve' client averages mdsym's cheapest grid, batched (what is spread is beads); "
+    "ipi: i-PI's <ffrotations> on its smallest Lebedev grid exact to L (inversion for o3) "
+    "spreads the rotations of every step over raw clients, on this and other hosts; "
+    "o3:L:rotated becomes its 'random' option (the grid turned by a random O(3) element per "
+    "step, improper half the time, where mdsym turns it by a proper rotation). "
+    "Fixes, random, o3:auto and mts need driver.")
 
 # the stability monitors' defaults (``mdsym.monitors.MonitorSettings`` uses them too)
 DEFAULT_MIN_DISTANCE_A = 0.5
@@ -61,6 +74,9 @@ LEGACY_FIELDS = frozenset((
     "stride", "socket", "port", "address", "drivers", "beads", "min_distance_A",
     "max_temperature_factor", "threads", "connectivity",
 ))  # fmt: skip
+#: fields added to config version 1 after it was first written, with defaults that say
+#: what runs without them did (``average_in`` driver: each client averaged its own)
+ADDED_IN_VERSION = frozenset(("average_in",))
 
 
 def _setting(default, option=None, choices=None, minimum=None, above=None, maximum=None):
@@ -101,7 +117,8 @@ class RunConfig:
     socket: str = _setting("unix", "--socket", choices=SOCKETS)
     port: int | None = _setting(None, "--port", minimum=1, maximum=65535)
     address: str | None = _setting(None, "--address")
-    drivers: int = _setting(1, "--drivers", minimum=1)
+    drivers: int = _setting(1, "--drivers", minimum=0)  # 0: clients started by hand only
+    average_in: str = _setting(AVERAGE_IN[0], "--average-in", choices=AVERAGE_IN)
     beads: int = _setting(1, "--beads", minimum=1)
     latency_s: float = _setting(1e-4, "latency_s", above=0)  # how often i-PI polls its clients
     # the stability monitors (mdsym.monitors)
@@ -115,7 +132,9 @@ class RunConfig:
             object.__setattr__(self, item.name, _checked(item, getattr(self, item.name)))
         if self.ensemble == "nvt" and not self.temperature_K:
             raise MdsymError("nvt needs a positive --temperature")
-        if self.engine == "ase" and (self.beads > 1 or self.drivers > 1):
+        _check_average_in(self)
+        _check_remote_only(self)
+        if self.engine == "ase" and (self.beads > 1 or self.drivers != 1):
             raise MdsymError("--beads and --drivers are options of the i-PI engine: "
                              "add --engine ipi (the ASE engine runs classical MD in this process)")
         if self.symmetrize.mts_interval and self.engine != "ase":
@@ -180,7 +199,7 @@ class RunConfig:
                 values["structure"] = values.pop("source_structure")
             required = LEGACY_FIELDS
         elif version == CONFIG_VERSION:
-            required = names
+            required = names - ADDED_IN_VERSION
         else:
             raise _other_version(where, version)
         unknown = sorted(set(values) - names)
@@ -196,6 +215,43 @@ class RunConfig:
             return cls(**values)
         except MdsymError as error:
             raise MdsymError(f"{where}: {error}") from None
+
+
+def _check_average_in(config):
+    """``--average-in ipi``: i-PI averages, so the spec must be a grid it can take."""
+    if config.average_in != "ipi":
+        return
+    spec = config.symmetrize
+    if config.engine != "ipi":
+        raise MdsymError("--average-in ipi is an option of the i-PI engine: add --engine ipi")
+    if spec.mts_interval:
+        raise MdsymError(f"--average-in ipi cannot run {spec}: multiple time stepping needs the "
+                         "raw and averaged forces apart: use --average-in driver")
+    if spec.remove_net_force or spec.remove_net_torque:
+        raise MdsymError(f"--average-in ipi cannot run {spec}: netforce and nettorque cannot be "
+                         "applied after i-PI's average (each client sees one rotation): drop "
+                         "them or use --average-in driver")
+    if spec.mode != "grid":
+        what = {"none": "there are no rotations to average",
+                "random": "one random rotation per call has nothing for i-PI to spread",
+                "auto": "o3:auto picks its degree in the client from the model's forces"}[spec.mode]
+        raise MdsymError(f"--average-in ipi takes o3:L, so3:L or o3:L:rotated, not {spec}: {what}; "
+                         "use --average-in driver")
+    if spec.family == "gauss-legendre":
+        raise MdsymError(f"--average-in ipi cannot run {spec}: i-PI's grid is Lebedev x in-plane "
+                         "angles; drop :gauss-legendre or use --average-in driver")
+
+
+def _check_remote_only(config):
+    """``--drivers 0``: every client is started by hand, so it must know where to connect."""
+    if config.drivers != 0 or config.engine != "ipi":
+        return
+    if config.socket == "tcp" and config.port is None:
+        raise MdsymError("--drivers 0 waits for clients you start (mdsym serve --address HOST "
+                         "--port P): give i-PI a fixed --port")
+    if config.socket == "unix" and config.address is None:
+        raise MdsymError("--drivers 0 waits for clients you start (mdsym serve --unix NAME): "
+                         "give the socket a name with --address NAME")
 
 
 def _other_version(where, version, detail=None) -> MdsymError:

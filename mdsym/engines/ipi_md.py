@@ -139,7 +139,7 @@ def serve_command(config: RunConfig, structure, socket: Socket) -> list:
     command = [
         *mdsym_command(), "serve",
         "--model", model, "--structure", str(Path(structure).resolve()),
-        "--symmetrize", str(config.symmetrize), "--forces", config.forces,
+        "--symmetrize", client_symmetrize(config), "--forces", config.forces,
         "--seed", str(config.seed), "--wait", "120", "--threads", config.threads,
         "--device", config.device,
     ]
@@ -148,6 +148,18 @@ def serve_command(config: RunConfig, structure, socket: Socket) -> list:
     if config.batch_size is not None:
         command += ["--batch-size", str(config.batch_size)]
     return command + socket.client_args()
+
+
+def client_symmetrize(config: RunConfig) -> str:
+    """What each client averages: the spec, or nothing when i-PI averages
+    (``--average-in ipi``: every client evaluates one rotation per request)."""
+    return "none" if config.average_in == "ipi" else str(config.symmetrize)
+
+
+def rotation_grid(config: RunConfig):
+    """The ``<ffrotations>`` grid when i-PI averages (``mdsym.ipi.input.RotationGrid``),
+    else None."""
+    return ipi_input.RotationGrid.for_spec(config.symmetrize) if config.average_in == "ipi" else None
 
 
 # --- the run -----------------------------------------------------------------------------
@@ -163,7 +175,8 @@ class IpiRun:
     periodic: bool
     monitor: StabilityMonitor
     socket: Socket
-    extras: bool  # mdsym serve returns the rotational std (it averages)
+    extras: bool  # the rotational std comes back (from mdsym serve, or i-PI's grid energies)
+    grid: object = None  # i-PI's <ffrotations> grid (--average-in ipi), else None
 
     @property
     def workdir(self) -> Path:
@@ -184,7 +197,7 @@ class IpiRun:
         # the same monitors as the ASE engine, bonds judged against the initial structure
         monitor = context.monitor(atoms, config.temperature_K)
         return cls(config, rundir, atoms, context.system.periodic, monitor, Socket.open(config),
-                   config.symmetrize.mode != "none")
+                   config.symmetrize.mode != "none", rotation_grid(config))
 
 
 def dynamics(config: RunConfig) -> ipi_input.Dynamics:
@@ -194,7 +207,11 @@ def dynamics(config: RunConfig) -> ipi_input.Dynamics:
 def first_input(run: IpiRun, prefix: str) -> str:
     velocities = initial_velocities(run.atoms, run.config.temperature_K, run.config.seed)
     forcefield = run.socket.forcefield(run.periodic, run.config.latency_s)
-    outputs = ipi_input.Outputs(prefix=prefix, extras=run.extras,
+    extras_names = ipi_input.ROTATION_STD
+    if run.grid is not None:  # i-PI averages over raw clients and returns the grid's energies
+        forcefield = run.grid.forcefield(forcefield.get("name"), forcefield)
+        extras_names = ipi_input.IPI_GRID_ENERGIES
+    outputs = ipi_input.Outputs(prefix=prefix, extras=run.extras, extras_names=extras_names,
                                 checkpoint_stride=run.config.checkpoint_stride)
     root = ipi_input.simulation(run.atoms, velocities, forcefield, run.total,
                                 dynamics(run.config), outputs)
@@ -202,8 +219,10 @@ def first_input(run: IpiRun, prefix: str) -> str:
 
 
 def restart_input(run: IpiRun, checkpoint: Path, prefix: str) -> str:
+    inner = run.socket.forcefield(run.periodic, run.config.latency_s) if run.grid else None
     root = ipi_input.restarted(checkpoint.read_text(), prefix, run.total,
-                               address=run.socket.address, port=run.socket.port)
+                               address=run.socket.address, port=run.socket.port,
+                               rotations_socket=inner)
     return ipi_input.to_text(root)
 
 
@@ -250,6 +269,8 @@ class StepWriter:
         for step, data in steps:
             if self.reason or step <= self.last or (up_to is not None and step > up_to):
                 continue
+            if self.run.grid is not None:
+                data.extras = grid_extras(data.extras, self.run.grid)
             row, positions, velocities, forces = thermo_row(step, data, self.masses)
             self.run.rundir.append_thermo(row)
             if step % self.run.stride == 0:
@@ -268,6 +289,15 @@ class StepWriter:
         """Forget what was written after ``step`` (it will be written again)."""
         self.run.rundir.truncate_after(step)
         self.last = last_step(self.run.rundir)
+
+
+def grid_extras(extras: dict, grid) -> dict:
+    """The rotational std of ``<ffrotations>``'s step (eV): the energy's from the energies
+    i-PI returns for every rotation; the forces' is NaN (i-PI keeps no per-rotation
+    forces)."""
+    energies = extras.get(ipi_input.IPI_GRID_ENERGIES[0])
+    std = float("nan") if energies is None else grid.energy_rot_std(energies) * p.HARTREE
+    return {"energy_rot_std": std, "forces_rot_std": float("nan")}
 
 
 def last_step(rundir: RunDirectory) -> int:
@@ -390,7 +420,8 @@ def run_segments(run: IpiRun, writer: StepWriter, segment: int, xml: str) -> Out
     clients = run.drivers
     while True:
         end = run_segment(run, writer, outcome.segment, xml, clients)
-        if end.kind != "stalled" or end.clients_left == 0:
+        # with --drivers 0 every client is remote: their loops reconnect after a restart
+        if end.kind != "stalled" or (end.clients_left == 0 and run.drivers > 0):
             return finish(outcome, end, writer, run.total)
         step, checkpoint = continue_from_checkpoint(run, writer, end.reader)
         if outcome.restarts and step <= outcome.restarts[-1]["step"]:
@@ -438,7 +469,10 @@ def run_ipi(context, rundir: RunDirectory, resume: bool = False, progress=None) 
     result = {"steps": run.total, "start_step": start, "restarts": [],
               "ipi": {"version": ipi_version(), "workdir": str(run.workdir),
                       "segment": segment, "beads": run.config.beads,
-                      "drivers": run.drivers, **run.socket.details()}}
+                      "drivers": run.drivers, "average_in": run.config.average_in,
+                      **run.socket.details()}}
+    if run.grid is not None:  # which grid i-PI averaged over
+        result["ipi"]["rotations"] = run.grid.describe()
     if start >= run.total:
         return {**result, "status": "completed", "reason": None, "steps_done": start,
                 "new_steps": 0, "wall_time_s": 0.0, "steps_per_s": None,

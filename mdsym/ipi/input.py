@@ -35,6 +35,8 @@ FRAMES = {"positions": ("pos", "x_centroid"), "velocities": ("vel", "v_centroid"
 FRAME_FORMAT = "bin"  # full precision (see mdsym.ipi.outputs)
 #: the extras ``mdsym serve`` returns when it averages over rotations
 ROTATION_STD = ("energy_rot_std", "forces_rot_std")
+#: the extras i-PI's ``<ffrotations>`` returns: the energy of every rotation (Hartree)
+IPI_GRID_ENERGIES = ("o3grid_pots",)
 PATH_INTEGRAL_THERMOSTATS = {"svr": "pile_g", "langevin": "pile_l"}
 NONPERIODIC_BOX_A = 1000.0  # i-PI needs a cell; clusters get a large one, and pbc off
 
@@ -82,6 +84,7 @@ class Outputs:
     extras: bool = False
     checkpoint_stride: int = 100
     verbosity: str = "low"
+    extras_names: tuple = ROTATION_STD  # what ``extras`` writes (``IPI_GRID_ENERGIES`` under ffrotations)
 
 
 def output_files(prefix: str) -> dict:
@@ -142,11 +145,12 @@ def socket(name: str, mode: str, address: str, port=None, pbc=False, latency=1e-
 
 
 def rotations(name: str, inner: ET.Element, grid_mode="lebedev", grid_order=1,
-              inversion=False) -> ET.Element:
+              inversion=False, random=False) -> ET.Element:
     """An ``<ffrotations>`` around the socket ``inner``: i-PI averages over its own grid,
-    one request per rotation (``ipi_rotation_grid`` is the same grid in mdsym)."""
+    one request per rotation (``ipi_rotation_grid`` is the same grid in mdsym);
+    ``random``: the grid turned by a fresh random O(3) element at every evaluation."""
     ff = _element("ffrotations", name=name)
-    _child(ff, "random", False)
+    _child(ff, "random", bool(random))
     _child(ff, "grid_mode", grid_mode)
     _child(ff, "grid_order", int(grid_order))
     _child(ff, "inversion", bool(inversion))
@@ -177,7 +181,7 @@ def output_block(outputs: Outputs) -> ET.Element:
                    flush=1)
     if outputs.extras:
         _child(block, "trajectory", "extras", filename="extras", stride=1, flush=1,
-               extra_type=",".join(ROTATION_STD))
+               extra_type=",".join(outputs.extras_names))
     _child(block, "checkpoint", filename="RESTART", stride=int(outputs.checkpoint_stride),
            overwrite="true")
     return block
@@ -256,12 +260,21 @@ def simulation(atoms, velocities, forcefield: ET.Element, total_steps: int,
 
 
 def restarted(checkpoint_text: str, prefix: str, total_steps: int, address=None,
-              port=None) -> ET.Element:
+              port=None, rotations_socket: ET.Element = None) -> ET.Element:
     """i-PI's checkpoint (a complete input) with a new output prefix, run length and,
-    if given, socket address and port."""
+    if given, socket address and port. ``rotations_socket``: the socket to put back
+    inside ``<ffrotations>``, whose checkpoint keeps only the inner socket's name and
+    port (i-PI 3.3 drops its mode, address, pbc and latency)."""
     root = ET.fromstring(checkpoint_text)
     root.find("total_steps").text = f" {int(total_steps)} "
     root.find("output").set("prefix", prefix)
+    if rotations_socket is not None:
+        for ff in root.iter("ffrotations"):
+            for inner in ff.findall("ffsocket"):
+                ff.remove(inner)
+            inner = ET.fromstring(ET.tostring(rotations_socket))  # a copy
+            inner.set("name", f"{ff.get('name')}-inner")
+            ff.append(inner)
     for ff in root.iter("ffsocket"):
         if address is not None:
             ff.find("address").text = f" {address} "
@@ -303,3 +316,87 @@ def ipi_rotation_grid(grid_mode: str = "lebedev", grid_order: int = 3, inversion
     weights = np.array(weights, dtype=np.float64)
     return Quadrature(f"ipi-{grid_mode}-{grid_order}", np.array(matrices), weights / weights.sum(),
                       0, bool(inversion))
+
+
+# --- averaging in i-PI: which <ffrotations> grid -----------------------------------------
+
+#: tolerance of the measured exactness of i-PI's grids (their weights are float64)
+GRID_TOLERANCE = 1e-10
+MAX_GRID_ORDER = 101  # i-PI 3.3's largest Lebedev grid (``ipi/utils/lebedev_grids.npy``)
+#: the largest degree averaged in i-PI: its grid (order 13, 1924 rotations over O(3))
+#: is measured here with Wigner-D matrices, whose memory grows as size x degree^3
+MAX_IPI_DEGREE = 12
+
+
+def ipi_grids(max_order: int = 13, inversion: bool = True) -> list:
+    """i-PI's Lebedev rotation grids up to ``grid_order`` ``max_order``: order, size and
+    degree, measured (``mdsym.quadrature.exactness_degree``: i-PI declares none)."""
+    from ..quadrature import exactness_degree
+
+    grids = []
+    for order in range(1, max_order + 1):
+        try:
+            grid = ipi_rotation_grid("lebedev", order, inversion)
+        except ValueError:  # i-PI has no Lebedev grid of this order
+            continue
+        degree = exactness_degree(grid.rotations, grid.weights, inversion, up_to=order + 2,
+                                  tol=GRID_TOLERANCE)
+        grids.append({"order": order, "size": len(grid), "degree": degree})
+    return grids
+
+
+@dataclass(frozen=True)
+class RotationGrid:
+    """What ``<ffrotations>`` averages over for an ``o3:L`` / ``so3:L`` spec: i-PI's
+    smallest Lebedev grid exact to ``L`` (its ``grid_order``), with inversion for O(3),
+    turned at random every evaluation for ``o3:L:rotated``. ``quadrature``: the same
+    grid in mdsym (unturned), ``degree``: its measured exactness."""
+
+    grid_order: int
+    inversion: bool
+    random: bool
+    quadrature: object
+    degree: int
+    grid_mode: str = "lebedev"
+
+    @classmethod
+    def for_spec(cls, spec) -> "RotationGrid":
+        """The grid of a ``SymmetrizeSpec`` that ``RunConfig`` let through to i-PI."""
+        from ..quadrature import exactness_degree, worst_error
+
+        if spec.degree > MAX_IPI_DEGREE:
+            raise MdsymError(f"--average-in ipi goes up to degree {MAX_IPI_DEGREE} (i-PI's grids are "
+                             f"measured before use), not {spec.degree}: use --average-in driver")
+        for order in range(1, MAX_GRID_ORDER + 1):
+            try:
+                grid = ipi_rotation_grid("lebedev", order, spec.inversion)
+            except ValueError:  # i-PI has no Lebedev grid of this order
+                continue
+            if worst_error(grid.rotations, grid.weights, spec.degree, spec.inversion) < GRID_TOLERANCE:
+                degree = exactness_degree(grid.rotations, grid.weights, spec.inversion,
+                                          up_to=order + 2, tol=GRID_TOLERANCE)
+                return cls(order, spec.inversion, spec.rotated, grid, degree)
+        raise MdsymError(f"i-PI has no Lebedev rotation grid exact to degree {spec.degree}: "
+                         "use --average-in driver")
+
+    def forcefield(self, name: str, inner: ET.Element) -> ET.Element:
+        return rotations(name, inner, self.grid_mode, self.grid_order, self.inversion, self.random)
+
+    def describe(self) -> dict:
+        """For ``run.json``: the grid's name, size (force requests per step and bead),
+        measured degree, and i-PI's settings."""
+        return {"name": self.quadrature.name, "size": len(self.quadrature), "degree": self.degree,
+                "grid_mode": self.grid_mode, "grid_order": self.grid_order,
+                "inversion": self.inversion, "random": self.random}
+
+    def energy_rot_std(self, grid_energies) -> float:
+        """The rotational std of the energy (Hartree in and out) from the energies i-PI
+        returns for the rotations, in its order (``ipi_rotation_grid``'s), weighted as
+        mdsym's ``symmetrize.average`` weighs them."""
+        energies = np.asarray(grid_energies, dtype=np.float64)
+        if energies.shape != self.quadrature.weights.shape:
+            return float("nan")
+        weights = self.quadrature.weights
+        shifted = energies - energies[0]
+        variance = weights @ shifted**2 - (weights @ shifted) ** 2
+        return float(np.sqrt(max(variance, 0.0)))

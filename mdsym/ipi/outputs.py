@@ -15,8 +15,9 @@ one after the other. The step is read from the title as i-PI's
 ``ipi.scripting.read_trajectory`` reads it.
 
 ``thermo`` is i-PI's properties file (columns ``mdsym.ipi.input.THERMO``), and
-``extras_0`` holds, per step, a ``#EXTRAS(...)# Step: N`` line and the values of
-``mdsym.ipi.input.ROTATION_STD``.
+``extras_0`` holds, per step, a ``#EXTRAS(NAMES)# Step: N`` line and the values of
+the names (``mdsym.ipi.input.ROTATION_STD``, or ``<ffrotations>``' energy of every
+rotation, ``IPI_GRID_ENERGIES``).
 """
 
 import re
@@ -37,7 +38,7 @@ EXTRAS_HEADER = re.compile(r"#EXTRAS[^(]*\(([^)]*)\)#\s*Step:\s+(\d+)")
 @dataclass
 class Step:
     """One MD step as i-PI wrote it (atomic units): ``thermo`` by ``THERMO`` name,
-    ``(N, 3)`` arrays by ``FRAMES`` name, ``extras`` by ``ROTATION_STD`` name."""
+    ``(N, 3)`` arrays by ``FRAMES`` name, ``extras`` by the names in the extras file."""
 
     thermo: dict = field(default_factory=dict)
     arrays: dict = field(default_factory=dict)
@@ -125,6 +126,7 @@ class SegmentReader:
         self.extras = GrowingFile(files["extras"]) if extras else None
         self.pending = {}
         self._extras_step = None
+        self._extras_names = list(ROTATION_STD)
 
     def _slot(self, step: int) -> Step:
         return self.pending.setdefault(step, Step())
@@ -141,9 +143,14 @@ class SegmentReader:
             header = EXTRAS_HEADER.search(line)
             if header:
                 self._extras_step = int(header.group(2))
+                self._extras_names = [n.strip() for n in header.group(1).split(",")]
             elif line.strip() and self._extras_step is not None:
                 values = [float(x) for x in line.split()]
-                self._slot(self._extras_step).extras = dict(zip(ROTATION_STD, values))
+                names = self._extras_names
+                # one name, many values: a list (``<ffrotations>``'s energy per rotation)
+                extras = {names[0]: values} if len(names) == 1 and len(values) > 1 else \
+                    dict(zip(names, values))
+                self._slot(self._extras_step).extras = extras
                 self._extras_step = None
 
     def _complete(self, step: Step) -> bool:
