@@ -153,13 +153,14 @@ FRONTIER_MODEL = "analytic:vector1=0.05"  # a degree-1 spurious term: every o3:1
 
 def test_frontier_script_on_an_anisotropic_analytic_model(tmp_path):
     """bench_frontier.py end to end on a few rows (20 steps, one seed): the table's
-    physics, not its timings. The degree-1 term turns the cluster; o3:1 in mdsym and
-    metatomic-ase's SymmetrizedCalculator at l_max = 1 both average it away exactly,
-    and the calculator starts from the very positions and velocities of mdsym's runs."""
+    physics, not its timings. The degree-1 term turns the cluster; o3:1 in mdsym,
+    metatomic-ase's SymmetrizedCalculator at l_max = 1 and i-PI's <ffrotations> of
+    degree 1 all average it away exactly, and the calculator starts from the very
+    positions and velocities of mdsym's runs."""
     import json
     import subprocess
 
-    rows = ["none", "o3:1", "mts:2+o3:1", "SymmetrizedCalculator:1"]
+    rows = ["none", "o3:1", "mts:2+o3:1", "SymmetrizedCalculator:1", "ffrotations:1"]
     done = subprocess.run([sys.executable, str(BENCHMARKS / "bench_frontier.py"), "--models", FRONTIER_MODEL,
                            "--structure", "cu-cluster-55.xyz", "--seeds", "0", "--steps", "20",
                            "--specs", *rows, "--results", str(tmp_path)], capture_output=True, text=True,
@@ -174,7 +175,7 @@ def test_frontier_script_on_an_anisotropic_analytic_model(tmp_path):
         assert entry["cost_vs_raw"]["mean"] > 0 and entry["steady_steps_per_s"]["mean"] > 0
     raw = by_row["none"]["max_dL_outer"]["mean"]
     assert raw > 1.0
-    for row in ("o3:1", "SymmetrizedCalculator:1"):
+    for row in ("o3:1", "SymmetrizedCalculator:1", "ffrotations:1"):
         assert by_row[row]["max_dL_outer"]["mean"] < 1e-6 * raw, row
         assert by_row[row]["A_driving"]["mean"] < 1e-10, row
     assert by_row["none"]["A_driving"]["mean"] > 1e-2
@@ -182,6 +183,7 @@ def test_frontier_script_on_an_anisotropic_analytic_model(tmp_path):
     assert by_row["mts:2+o3:1"]["max_dL_outer"]["mean"] < 1e-2 * raw
     assert by_row["mts:2+o3:1"]["evaluations_per_step"] == pytest.approx(1 + 8 / 2)
     assert by_row["SymmetrizedCalculator:1"]["evaluations_per_step"] == 36 + 1  # and the unrotated call
+    assert by_row["ffrotations:1"]["evaluations_per_step"] == 36  # i-PI's Lebedev grid x inversion
     (start,) = by_row["SymmetrizedCalculator:1"]["start_agrees_with_mdsym"]
     assert start["positions_A"] < 1e-5 and start["velocities_A_ps"] < 1e-5  # float32 frames
     assert "No verdict: no completed o3:3 row" in model["best_point"]["sentence"]
