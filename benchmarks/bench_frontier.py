@@ -499,10 +499,18 @@ def markdown(result) -> str:
                 continue
             ok = f"{e['completed']}/{e['seeds']}" + (f" ({', '.join(e['failed'] + e['errors'])})"
                                                     if e["failed"] or e["errors"] else "")
+            if e.get("measured"):  # merged from a later invocation (--merge, --combine)
+                ok += f"; run {e['measured']} against that run's own raw rounds"
             lines.append(f"| `{name}` | {_g(e['evaluations_per_step'])} | {_pm(e['cost_vs_raw'])} "
                          f"| {_g(e['predicted_cost_vs_raw'])} | {_pm(e['max_dL_outer'])} "
                          f"| {_pm(e['max_dL_every_step'])} | {_pm(e['drift_meV_atom_ps'])} | {_pm(e['A_driving'])} "
                          f"| {_pm(e['steady_steps_per_s'])} | {ok.replace('|', '/')} |")
+        starts = [d for e in model["rows"] for d in e.get("start_agrees_with_mdsym", [])]
+        if starts:
+            lines += ["", "SymmetrizedCalculator runs start from mdsym's positions and velocities: at most "
+                      f"{max(d['positions_A'] for d in starts):.1g} A and "
+                      f"{max(d['velocities_A_ps'] for d in starts):.1g} A/ps from the raw run's first frame "
+                      "(stored in single precision)."]
         lines.append("")
     lines += ["max|dL|: every step, except `mts:K` rows: outer steps (step % K == 0). Cost: the round's raw "
               "steady steps/s over the row's. `SymmetrizedCalculator:L`: metatomic-ase; `ffrotations:L`: "
