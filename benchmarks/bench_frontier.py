@@ -674,6 +674,8 @@ def merge(old, new) -> dict:
         kept = models[model["model"]]
         by_row = {e["row"]: e for e in kept["rows"]}
         for entry in model["rows"]:
+            if not entry["seeds"]:  # not measured in that invocation (yet): the old row stays
+                continue
             if entry["row"] == "none" and "none" in by_row:
                 entry = dict(entry, row="none", note="raw of a later invocation; costs are against each "
                                                      "invocation's own raw runs")
