@@ -47,14 +47,15 @@ SPECS = ("none", "o3:3", "mts:2+o3:3", "mts:4+o3:3", "mts:8+o3:3", "mts:16+o3:3"
          "mts:8+o3:auto+nettorque")
 
 
-def config(spec, steps, model, structure) -> dict:
+def config(spec, steps, model, structure, seed=0, **settings) -> dict:
+    """The run of one spec (``settings``: other ``RunConfig`` fields, e.g. ``engine``)."""
     from mdsym.cli import STRUCTURES
 
-    return dict(model=model, structure=str(STRUCTURES / structure), engine="ase",
-                ensemble="nve", thermostat="svr", timestep_fs=0.5, steps=steps,
-                temperature_K=300.0, thermostat_tau_fs=100.0, seed=0, symmetrize=spec,
-                forces="auto", batch_size=None, stride=10, connectivity=True,
-                min_distance_A=0.5, max_temperature_factor=5.0)
+    return {**dict(model=model, structure=str(STRUCTURES / structure), engine="ase",
+                   ensemble="nve", thermostat="svr", timestep_fs=0.5, steps=steps,
+                   temperature_K=300.0, thermostat_tau_fs=100.0, seed=seed, symmetrize=spec,
+                   forces="auto", batch_size=None, stride=10, connectivity=True,
+                   min_distance_A=0.5, max_temperature_factor=5.0), **settings}
 
 
 def figures(out, spec) -> dict:
@@ -91,8 +92,9 @@ def evaluations_per_step(spec, auto_degrees=()) -> float:
     return 1 + per_call / parsed.mts_interval if parsed.mts_interval else per_call
 
 
-def evaluation_times(specs, model, structure) -> dict:
-    """Seconds per call of the raw model and of each spec's symmetrization (interleaved)."""
+def evaluation_times(specs, model, structure, extra=None) -> dict:
+    """Seconds per call of the raw model and of each spec's symmetrization (interleaved);
+    ``extra``: more ``name -> callable(atoms)`` to time in the same rounds."""
     from mdsym import Symmetrizer, System, load_model, read_structure
     from mdsym.cli import STRUCTURES
     from mdsym.symmetrize import SymmetrizeSpec
@@ -106,8 +108,10 @@ def evaluation_times(specs, model, structure) -> dict:
             symmetrizer = Symmetrizer(loaded, outer)
             symmetrizer(system)  # o3:auto: its measurement, before timing
             calls[str(outer)] = symmetrizer
-    return interleaved({name: (lambda s=s: s(system)) for name, s in calls.items()}, repeats=20,
-                       budget_s=10.0)
+    timed = {name: (lambda s=s: s(system)) for name, s in calls.items()}
+    atoms = read_structure(STRUCTURES / structure)
+    timed.update({name: (lambda c=call: c(atoms)) for name, call in (extra or {}).items()})
+    return interleaved(timed, repeats=20, budget_s=10.0)
 
 
 def predicted_cost(spec, times) -> float:
@@ -122,15 +126,25 @@ def predicted_cost(spec, times) -> float:
     return (inner + times[outer]) / (interval * times["none"])
 
 
-def run_once(spec, steps, model, structure, out) -> tuple:
-    """(steady steps/s, figures) of one run."""
+def steady_speed(clock, steps) -> float:
+    """Steps/s from ``{step: wall clock}`` past the first ``WARMUP`` steps (at most half
+    the run); a run stopped before that: all its steps; NaN with fewer than two."""
+    steady = sorted(step for step in clock if step >= min(WARMUP, steps // 2))
+    if len(steady) < 2:
+        steady = sorted(clock)
+    if len(steady) < 2:
+        return float("nan")
+    return (steady[-1] - steady[0]) / (clock[steady[-1]] - clock[steady[0]])
+
+
+def run_once(spec, steps, model, structure, out, seed=0, **settings) -> tuple:
+    """(steady steps/s, figures) of one run (``settings``: see ``config``)."""
     from mdsym.engines.run import run_md
 
     clock = {}
-    info = run_md(config(spec, steps, model, structure), out,
+    info = run_md(config(spec, steps, model, structure, seed, **settings), out,
                   progress=lambda step, total: clock.setdefault(step, time.monotonic()))
-    steady = sorted(step for step in clock if step >= min(WARMUP, steps // 2))
-    speed = (steady[-1] - steady[0]) / (clock[steady[-1]] - clock[steady[0]])
+    speed = steady_speed(clock, steps)
     result = figures(out, spec)
     result["steps_per_s_run_json"] = info["steps_per_s"]
     degrees = [e["degree"] for s in info["segments"] for e in s.get("degree_log", [])]

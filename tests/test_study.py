@@ -71,6 +71,30 @@ def test_one_seed_has_no_spread_and_no_raw_has_no_cost():
 def test_highest_grid_is_the_reference_of_the_ratio():
     assert study.highest_grid(["none", "o3:3", "random", "o3:1"]) == "o3:3"
     assert study.highest_grid(["none", "random", "nettorque"]) is None
+    # the exact average before the cheaper forms of the same grid, whatever the order
+    assert study.highest_grid(["mts:8+o3:3", "o3:3:rotated", "o3:3", "o3:1"]) == "o3:3"
+    assert study.highest_grid(["mts:8+o3:3", "o3:1"]) == "mts:8+o3:3"
+
+
+def test_study_runs_the_cheaper_symmetrizations(tmp_path):
+    """mdsym study --specs takes mts:K+o3:L, o3:L:rotated and o3:auto. The degree-1 term
+    exerts a torque; every one of them removes it from the dynamics (mts:K at its outer
+    steps, where the frames are taken here), so each keeps L far better than raw."""
+    out = tmp_path / "study"
+    specs = "none,mts:2+o3:1,o3:1:rotated,o3:auto"
+    result = CliRunner().invoke(main, ["study", "-o", str(out), "-m", ANISOTROPIC, "-s", "cu-cluster-55",
+                                       "--specs", specs, "--seeds", "0", "--steps", "20", "--timestep", "2",
+                                       "--stride", "2"])
+    assert result.exit_code == 0, result.output
+    saved = json.loads((out / "study.json").read_text())
+    by_spec = {entry["spec"]: entry for entry in saved["summary"]}
+    assert list(by_spec) == ["none", "mts:2+o3:1", "o3:1:rotated", "o3:auto:0.01:200"]
+    assert saved["failures"] == [] and saved["conclusion"]["grid"] == "mts:2+o3:1"  # the first of equals
+    raw = by_spec["none"]["max_dL"]["mean"]
+    assert raw > 1.0
+    for spec in ("mts:2+o3:1", "o3:1:rotated", "o3:auto:0.01:200"):
+        assert by_spec[spec]["max_dL"]["mean"] < 1e-2 * raw, spec
+        assert by_spec[spec]["cost_vs_raw"] > 0
 
 
 def test_short_study_on_an_anisotropic_analytic_model(tmp_path):

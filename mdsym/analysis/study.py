@@ -260,12 +260,18 @@ def aggregate(rows, specs) -> list:
 
 
 def highest_grid(specs):
-    """The grid spec of the highest degree (the first of equals), or None."""
+    """The grid spec of the highest degree, or None. Of equal degrees, full grid
+    symmetrization (``o3:L``: every step, a fixed grid) comes before the cheaper forms
+    of the same grid (``mts:K+o3:L``, ``o3:L:rotated``), then the first listed: the
+    reference of the ratio is the exact average when the study has it."""
     from ..symmetrize import SymmetrizeSpec
 
-    grids = [(SymmetrizeSpec.parse(s).degree, -k, s) for k, s in enumerate(specs)
-             if SymmetrizeSpec.parse(s).mode == "grid"]
-    return max(grids)[2] if grids else None
+    def rank(k, text):
+        spec = SymmetrizeSpec.parse(text)
+        return (spec.degree, not spec.mts_interval and not spec.rotated, -k, text)
+
+    grids = [rank(k, s) for k, s in enumerate(specs) if SymmetrizeSpec.parse(s).mode == "grid"]
+    return max(grids)[3] if grids else None
 
 
 def conclusion(summary) -> dict:
