@@ -17,3 +17,21 @@ def transformed(atoms, rotation):
     if atoms.pbc.any():
         copy.set_cell(atoms.cell.array @ rotation.T, scale_atoms=False)
     return copy
+
+
+def serve_processes(*addresses) -> list:
+    """``(pid, argv)`` of the running ``mdsym serve`` clients whose command line names
+    one of ``addresses`` (a socket name or port), sorted by pid (Linux /proc)."""
+    from pathlib import Path
+
+    wanted = {str(a).encode() for a in addresses}
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except (OSError, ValueError):
+            continue
+        if b"serve" in argv and wanted & set(argv):
+            found.append((int(entry.name), argv))
+    return sorted(found)
+

@@ -30,6 +30,8 @@ from mdsym.rundir import RunDirectory
 from mdsym.symmetrize import average
 from mdsym.system import System
 
+from .helpers import serve_processes
+
 pytest.importorskip("ipi")
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -516,15 +518,7 @@ def test_two_tcp_drivers_give_the_one_driver_trajectory(tmp_path, pimd_one_drive
 
 def client_pids(address: str) -> list:
     """The ``mdsym serve`` processes connected to ``address`` (Linux /proc)."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-        except (OSError, ValueError):
-            continue
-        if b"serve" in argv and address.encode() in argv:
-            pids.append(int(entry.name))
-    return sorted(pids)
+    return [pid for pid, _ in serve_processes(address)]
 
 
 def test_a_killed_client_costs_no_step(tmp_path, pimd_one_driver):

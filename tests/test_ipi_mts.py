@@ -29,6 +29,8 @@ from mdsym.rundir import RunDirectory, complete_frames
 from mdsym.run_config import RunConfig
 from mdsym.serve import serving_potential
 
+from .helpers import serve_processes
+
 pytest.importorskip("ipi")
 pytestmark = pytest.mark.timeout(180)
 
@@ -255,15 +257,8 @@ def test_direct_forces_inside_conservative_outside_in_ipi(tmp_path):
 
 def serve_pids(address: str) -> list:
     """``(pid, is_correction)`` of the ``mdsym serve`` clients on socket ``address``."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-        except (OSError, ValueError):
-            continue
-        if b"serve" in argv and {address.encode(), f"{address}-correction".encode()} & set(argv):
-            found.append((int(entry.name), b"--correction" in argv))
-    return sorted(found)
+    return [(pid, b"--correction" in argv)
+            for pid, argv in serve_processes(address, f"{address}-correction")]
 
 
 def test_killed_clients_and_an_interrupted_run_lose_no_step(tmp_path):
