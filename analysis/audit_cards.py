@@ -13,8 +13,9 @@ import json
 import re
 from pathlib import Path
 
-from mdsym.audit import DEFAULT_SPECS, table
 from mdsym.models import shipped
+from mdsym.reports.scorecard import table
+from mdsym.workflows.audit_battery import DEFAULT_SPECS
 
 CARDS = Path(__file__).resolve().parent.parent / "inputs" / "models"
 HEADING = "## Stability audit"
@@ -29,7 +30,7 @@ def section(result: dict, model: dict, command: str, note: str) -> str:
              f"`{Path(model['structure']).name}`: NVE at {', '.join(f'{x:g}' for x in s['nve_timesteps_fs'])} fs "
              f"for {s['nve_duration_fs']:g} fs, NVT at {', '.join(f'{x:g}' for x in s['nvt_temperatures_K'])} K "
              f"for {s['nvt_duration_fs']:g} fs, dynamic equivariance over {s['dynamic_duration_fs']:g} fs "
-             f"(floor: `{model['floor']['model']}`). Columns: see `mdsym/audit/scorecard.py`; definitions of the public "
+             f"(floor: `{model['floor']['model']}`). Columns: see `mdsym/reports/scorecard.py`; definitions of the public "
              "audits' figures: `mdsym/analysis/field_scores.py`.", ""]
     lines += table(model["rows"], with_model=False)
     hidden = model["hidden_layers"]

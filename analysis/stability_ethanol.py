@@ -2,9 +2,9 @@
 
     python analysis/stability_ethanol.py [--model pet-ethanol] [--ps 20] [--timestep 0.5]
 
-Runs ``mdsym run``'s own engine (``mdsym.engines.run.run_md``: ASE, Bussi thermostat,
+Runs ``mdsym run``'s own engine (``mdsym.md.run.run_md``: ASE, Bussi thermostat,
 the stability monitors, which watch the bonded connectivity of molecules with
-``mdsym.molecules``' rule) on the raw model from the shipped ``ethanol.xyz``, into
+``mdsym.core.molecules``' rule) on the raw model from the shipped ``ethanol.xyz``, into
 ``runs/stability-<model>``. The verdict is the run's: ``intact`` when it completes,
 ``broken`` with the monitor's reason otherwise. Writes
 ``analysis/results/stability-<model>.json`` and, with ``--card``, the result into the
@@ -17,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from mdsym.cli_support import DEFAULT_STRUCTURE
-from mdsym.engines.run import run_md
+from mdsym.core.defaults import DEFAULT_STRUCTURE
+from mdsym.md.run import run_md
+from mdsym.md.rundir import RunDirectory
 from mdsym.models import shipped
-from mdsym.rundir import RunDirectory
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -4,7 +4,7 @@ and the equivariance error along a trajectory (frames/s).
     OMP_NUM_THREADS=1 taskset -c 0 python benchmarks/bench_analysis.py [--frames 10000]
 
 Writes benchmarks/results/analysis.json. The synthetic trajectory is written with
-MDAnalysis' TRR writer in the run directory format (mdsym.rundir).
+MDAnalysis' TRR writer in the run directory format (mdsym.md.rundir).
 """
 
 import argparse
@@ -18,7 +18,8 @@ from pathlib import Path
 import ase
 import numpy as np
 
-from mdsym.rundir import FORCE_TO_KJ_MOL_A, THERMO_COLUMNS, RunDirectory
+from mdsym.md.rundir import RunDirectory
+from mdsym.md.thermo import FORCE_TO_KJ_MOL_A, THERMO_COLUMNS
 
 
 def synthetic_run(path, n_frames, n_atoms, seed=0):
@@ -57,8 +58,8 @@ def bench_frames(path, n_frames):
     from mdsym.analysis.angular_momentum import summarize as am_summary
     from mdsym.analysis.drift import energy_drift
     from mdsym.analysis.equipartition import kinetic_temperatures
-    from mdsym.molecules import molecules
     from mdsym.analysis.trajectory import load_run
+    from mdsym.core.molecules import molecules
 
     timings = {}
     start = time.perf_counter()
@@ -86,7 +87,7 @@ def bench_equivariance(n_frames=20, degree=2):
     from mdsym import MdsymCalculator, load_model
     from mdsym.analysis.equivariance_series import EquivarianceSeries
     from mdsym.analysis.trajectory import load_run
-    from mdsym.metrics import metrics_quadrature
+    from mdsym.symmetry.metrics import metrics_quadrature
 
     structure = Path(__file__).resolve().parent.parent / "mdsym" / "data" / "structures" / "cu-cluster-55.xyz"
     model = load_model("analytic:vector1=0.05")

@@ -71,7 +71,7 @@ if source:  # the baseline tree instead of the installed (editable) package
     sys.path.insert(0, source)
 start = time.perf_counter()
 import warnings; warnings.filterwarnings("ignore")
-from mdsym.cli import main
+from mdsym.cli.main import main
 import mdsym
 imported = time.perf_counter()
 main.main(["analyze", run, "--no-equivariance", "--out", out], standalone_mode=False)
@@ -163,7 +163,7 @@ def main():
     parser.add_argument("--baseline", default=BASELINE, help="git commit of the in-memory analysis")
     parser.add_argument("--tmp", default=tempfile.gettempdir(), help="where to write the trajectory")
     args = parser.parse_args()
-    from mdsym.rundir import RunDirectory
+    from mdsym.md.rundir import RunDirectory
 
     atoms = synthetic_structure()
     n = len(atoms)

@@ -18,10 +18,9 @@
 import argparse
 import json
 
-
 from common import RESULTS, pin_threads
 
-from mdsym.ipi.input import ipi_grids  # one definition, in the package
+from mdsym.md.ipi_engine.input import ipi_grids  # one definition, in the package
 
 
 def symcalc_size(degree: int) -> int:
@@ -33,9 +32,9 @@ def symcalc_size(degree: int) -> int:
 
 
 def counts(max_degree=8) -> dict:
-    from mdsym import quadrature as quad
-
     from bench_evaluation import symmetrized_model_size
+
+    from mdsym.symmetry import quadrature as quad
 
     grids = ipi_grids(max_order=max_degree + 3)
     rows = []
@@ -69,6 +68,8 @@ def verify_by_counting(degrees=(1, 3)) -> list:
     from typing import Dict, List, Optional
 
     import torch
+    from bench_evaluation import symmetrized_model_size
+    from common import analytic_pt, copper_cluster
     from metatensor.torch import Labels, TensorMap
     from metatomic.torch import AtomisticModel, ModelMetadata, ModelOutput, System
     from metatomic.torch.o3 import SymmetrizedModel
@@ -78,9 +79,6 @@ def verify_by_counting(degrees=(1, 3)) -> list:
     from mdsym.models import parse_analytic
     from mdsym.models.base import Model
     from mdsym.models.export import NativeAsMetatomic
-
-    from bench_evaluation import symmetrized_model_size
-    from common import analytic_pt, copper_cluster
 
     atoms = copper_cluster(10)
     pt = analytic_pt(atoms.numbers)

@@ -22,7 +22,6 @@ import argparse
 import json
 
 import numpy as np
-
 from common import RESULTS, environment, interleaved, pin_threads, replicate
 
 SYMMETRIZE = ("none", "o3:3")
@@ -37,7 +36,7 @@ def available_devices() -> list:
 def dtypes_of(spec) -> list:
     """The model's own dtype first (the reference), then the other one if it runs in it."""
     from mdsym import load_model
-    from mdsym.errors import MdsymError
+    from mdsym.core.errors import MdsymError
     from mdsym.models.devices import dtype_name
 
     own = dtype_name(load_model(spec, device="cpu").dtype)
@@ -52,7 +51,7 @@ def dtypes_of(spec) -> list:
 def structure(n_atoms: int):
     import ase.io
 
-    from mdsym.cli import STRUCTURES
+    from mdsym.core.defaults import STRUCTURES
 
     return replicate(ase.io.read(STRUCTURES / "ethanol.xyz"), n_atoms)
 

@@ -25,8 +25,7 @@ import json
 
 import numpy as np
 from ase.calculators.calculator import all_changes
-
-from common import RESULTS, interleaved, model_cases, pin_threads, analytic_pt
+from common import RESULTS, analytic_pt, interleaved, model_cases, pin_threads
 
 
 def properties_for(atoms):

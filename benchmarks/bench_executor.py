@@ -34,8 +34,8 @@ def first_call_difference(model, structure, optimise: bool) -> float:
 import numpy as np, torch
 torch.set_num_threads(1)
 import mdsym
-from mdsym.cli_support import structure_path
-from mdsym.system import System, read_structure
+from mdsym.cli.options import structure_path
+from mdsym.core.system import System, read_structure
 if {optimise!r}:
     # undo mdsym's switch for this measurement: optimised execution, torch's default
     original = torch.jit.optimized_execution
@@ -54,15 +54,15 @@ def time_ratios(model_name, structure, rounds: int) -> dict:
     """Median time ratio off / on for raw and o3:3 calls, interleaved rounds."""
     import torch
 
-    from mdsym.cli_support import structure_path
+    from mdsym.core.defaults import structure_path
+    from mdsym.core.system import System, read_structure
     from mdsym.models import load_model
-    from mdsym.symmetrize import Symmetrizer
-    from mdsym.system import System, read_structure
+    from mdsym.symmetry.symmetrized import SymmetrizedModel
 
     torch.set_num_threads(1)
     model = load_model(model_name)
     system = System.from_atoms(read_structure(structure_path(structure)))
-    calls = {"raw": Symmetrizer(model, "none"), "o3:3": Symmetrizer(model, "o3:3")}
+    calls = {"raw": SymmetrizedModel(model, "none"), "o3:3": SymmetrizedModel(model, "o3:3")}
     original = torch.jit.optimized_execution
 
     def timed(call, optimise, repeats):

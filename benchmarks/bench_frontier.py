@@ -5,14 +5,14 @@ measured side by side in one process: for each model and seed, one round of NVE 
 (ethanol, 400 steps of 0.5 fs from 300 K), the raw model first and last
 (``bench_mts.measure``'s bracket), every row in between. Rows:
 
-- mdsym (``mdsym.engines.run.run_md``, ASE engine, ``bench_mts.run_once``): raw,
+- mdsym (``mdsym.md.run.run_md``, ASE engine, ``bench_mts.run_once``): raw,
   random, net-torque removal, grids ``o3:1..4``, randomly rotated grids,
   ``o3:auto``, multiple time stepping ``mts:K+o3:3`` and its combinations;
 - ``SymmetrizedCalculator:L``: metatomic-ase's
   ``SymmetrizedCalculator(MetatomicCalculator(model.pt), l_max=L)`` driving ASE's
   ``VelocityVerlet`` from the same positions and velocities as the mdsym runs of the
   seed (mdsym's own ``initial_velocities``, checked against the raw run's first
-  frame), same time step and steps; L(t) and energies by ``mdsym.rundir.mechanics``
+  frame), same time step and steps; L(t) and energies by ``mdsym.md.rundir.mechanics``
   and ``mdsym.analysis.drift.energy_drift``, the definitions of the mdsym rows;
 - ``ffrotations:L``: i-PI's ``<ffrotations>`` at degree L over raw ``mdsym serve``
   clients (``run_md`` with ``engine="ipi"``, ``average_in="ipi"``);
@@ -28,7 +28,7 @@ over seeds:
 - max|dL| (amu A^2/ps): the largest change of the angular momentum about the
   centre of mass over every step (thermo.csv); for ``mts:K`` rows over the outer
   steps (``step % K == 0``: between them the velocities carry the raw torque not yet
-  paid back, ``mdsym.engines.mts``), the every-step figure kept beside it;
+  paid back, ``mdsym.md.mts``), the every-step figure kept beside it;
 - drift (meV/atom/ps): slope of the conserved energy (``mdsym analyze``'s figure;
   ``mts:K``: outer steps, where it is the symmetrized model's total energy);
 - A of the driving forces (eV/A): ``mdsym analyze``'s equivariance error of the
@@ -59,9 +59,8 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 import bench_mts
+import numpy as np
 from common import RESULTS, environment, pin_threads
 
 MODELS = ("pet-ethanol-noaug", "pet-ethanol")
@@ -84,7 +83,7 @@ FULL = "o3:3"
 
 def family(row: str) -> str:
     """What kind of symmetrization a row is (the plot's colours)."""
-    from mdsym.symmetrize import SymmetrizeSpec
+    from mdsym.symmetry.spec import SymmetrizeSpec
 
     if row.startswith(SYMCALC):
         return "metatomic-ase SymmetrizedCalculator"
@@ -104,8 +103,8 @@ def family(row: str) -> str:
 
 def check_rows(rows) -> list:
     """Every row name checked before anything runs (one line for a bad one)."""
-    from mdsym.errors import MdsymError
-    from mdsym.symmetrize import SymmetrizeSpec
+    from mdsym.core.errors import MdsymError
+    from mdsym.symmetry.spec import SymmetrizeSpec
 
     for row in rows:
         for prefix in (SYMCALC, FFROTATIONS):
@@ -122,7 +121,7 @@ def check_rows(rows) -> list:
 def model_file(model: str, atoms, scratch: Path) -> Path:
     """The metatomic .pt of ``model`` that the metatomic tools run: a shipped model's
     own file, a .pt as it is, an analytic model exported (``mdsym.models.export``)."""
-    from mdsym.errors import MdsymError
+    from mdsym.core.errors import MdsymError
     from mdsym.models import parse_analytic, shipped
     from mdsym.models.export import export_metatomic
 
@@ -149,14 +148,15 @@ def reference_run(pt, degree, raw_out, steps, seed, temperature_K=300.0, timeste
     positions and velocities the mdsym runs of ``seed`` start from.
 
     Returns (steady steps/s, figures, frames): L and energies every step by
-    ``mdsym.rundir.mechanics``, positions every ``stride`` steps."""
+    ``mdsym.md.rundir.mechanics``, positions every ``stride`` steps."""
     from ase import units
     from ase.md.verlet import VelocityVerlet
 
     from mdsym.analysis.trajectory import load_run
-    from mdsym.engines.ase_md import initial_velocities
-    from mdsym.rundir import VELOCITY_TO_A_PS, mechanics
-    from mdsym.system import read_structure
+    from mdsym.core.system import read_structure
+    from mdsym.md.ase_engine import initial_velocities
+    from mdsym.md.thermo import VELOCITY_TO_A_PS
+    from mdsym.md.thermo import mechanics_columns as mechanics
 
     raw = load_run(raw_out)
     atoms = read_structure(Path(raw_out) / "structure.xyz")  # the raw run's own copy
@@ -203,10 +203,10 @@ def A_of_model(model, atoms, frames) -> float:
     (``EquivarianceSeries``: degree 1, turned off any symmetrizer's own grid): the same
     measurement as the mdsym rows' A."""
     from mdsym.analysis.equivariance_series import offset_quadrature
-    from mdsym.metrics import equivariance_error, metrics_quadrature
+    from mdsym.core.system import System
     from mdsym.models import load_model
-    from mdsym.symmetrize import evaluate_back_rotated
-    from mdsym.system import System
+    from mdsym.symmetry.averaging import evaluate_back_rotated
+    from mdsym.symmetry.metrics import equivariance_error, metrics_quadrature
 
     model = load_model(model)
     quadrature = offset_quadrature(metrics_quadrature(1))
@@ -227,16 +227,16 @@ A_FRAMES = 2
 
 def A_of_ipi_grid(model, row, out, indices) -> float:
     """A of the forces of the model averaged over i-PI's ``<ffrotations>`` grid of the
-    row's degree (``mdsym.ipi.input.RotationGrid``), on frames ``indices`` of the run
+    row's degree (``mdsym.md.ipi_engine.input.RotationGrid``), on frames ``indices`` of the run
     in ``out`` (``mdsym analyze`` would measure mdsym's own o3:L grid of that degree)."""
     from mdsym.analysis.trajectory import load_run
-    from mdsym.ipi.input import RotationGrid
+    from mdsym.md.ipi_engine.input import RotationGrid
     from mdsym.models import load_model
-    from mdsym.models.symmetrized import QuadratureAveragedModel
-    from mdsym.symmetrize import SymmetrizeSpec, Symmetrizer
+    from mdsym.symmetry.spec import SymmetrizeSpec
+    from mdsym.symmetry.symmetrized import SymmetrizedModel
 
     grid = RotationGrid.for_spec(SymmetrizeSpec.parse(f"o3:{row[len(FFROTATIONS):]}"))
-    averaged = QuadratureAveragedModel(Symmetrizer(load_model(model), "none", quadrature=grid.quadrature))
+    averaged = SymmetrizedModel(load_model(model), "none", quadrature=grid.quadrature)
     run = load_run(out)
     return A_of_model(averaged, run.atoms, [run.positions[i] for i in indices])
 
@@ -244,8 +244,8 @@ def A_of_ipi_grid(model, row, out, indices) -> float:
 def ipi_grid_size(row):
     """Force requests per step of ``ffrotations:L`` (None where this mdsym has no such grid)."""
     try:
-        from mdsym.ipi.input import RotationGrid
-        from mdsym.symmetrize import SymmetrizeSpec
+        from mdsym.md.ipi_engine.input import RotationGrid
+        from mdsym.symmetry.spec import SymmetrizeSpec
 
         return len(RotationGrid.for_spec(SymmetrizeSpec.parse(f"o3:{row[len(FFROTATIONS):]}")).quadrature)
     except Exception:  # not merged yet, or no grid of that degree: the row says why
@@ -262,8 +262,8 @@ def equivariance_frames(steps, stride=10) -> tuple:
 def analyse(out, row, steps) -> dict:
     """Drift and A of the driving forces of an mdsym run: ``mdsym analyze``'s figures
     (``mdsym study``'s frames and degree)."""
-    from mdsym.analysis.report import analyze_run
-    from mdsym.analysis.study import DEFAULT_DEGREE, driving_A
+    from mdsym.reports.run_report import analyze_run
+    from mdsym.workflows.study import DEFAULT_DEGREE, driving_A
 
     every, _ = equivariance_frames(steps)
     report = analyze_run(out, every=every, degree=DEFAULT_DEGREE, plots=False)
@@ -290,7 +290,7 @@ def mdsym_row(row, steps, model, structure, seed, out) -> tuple:
 def one_round(rows, steps, model, structure, seed, root: Path, pt, log=print) -> dict:
     """One round for one model and seed: raw, every row, raw. Returns row -> figures
     (``cost_vs_raw`` against this round's raw speed); a row that fails keeps its reason."""
-    from mdsym.system import read_structure
+    from mdsym.core.system import read_structure
 
     results, raw_speeds, frames, raw_out = {}, [], {}, None
     for k, row in enumerate(["none", *rows, "none"]):
@@ -346,7 +346,7 @@ def one_round(rows, steps, model, structure, seed, root: Path, pt, log=print) ->
 
 def mean_sd(values) -> dict:
     """``mdsym study``'s mean and spread (sample standard deviation) of the finite values."""
-    from mdsym.analysis.study import mean_spread
+    from mdsym.workflows.study import mean_spread
 
     stats = mean_spread(values)
     return {"mean": stats["mean"], "sd": stats["spread"], "n": stats["n"], "values": stats["values"]}
@@ -358,7 +358,7 @@ FIGURES = ("cost_vs_raw", "max_dL_outer", "max_dL_every_step", "drift_meV_atom_p
 
 def summarise(model, rows, per_seed, times) -> list:
     """Per row: mean and sd over seeds of every figure, the errors, the predicted cost."""
-    from mdsym.errors import MdsymError
+    from mdsym.core.errors import MdsymError
 
     summary = []
     for row in ["none", *rows]:
@@ -608,8 +608,8 @@ def measure(models=MODELS, seeds=SEEDS, steps=STEPS, rows=ROWS, repeats=1, struc
     """For each seed and model (seeds outer: a partial result covers every model),
     ``repeats`` rounds; every figure of every row. ``checkpoint(result)`` is called
     with the result so far after each round."""
-    from mdsym.cli import STRUCTURES
-    from mdsym.system import read_structure
+    from mdsym.core.defaults import STRUCTURES
+    from mdsym.core.system import read_structure
 
     pin_threads()
     rows = check_rows(rows)

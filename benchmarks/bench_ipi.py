@@ -34,8 +34,8 @@ go to ``benchmarks/results/ipi.json`` and a markdown table on stdout.
 import argparse
 import json
 import os
-import re
 import platform
+import re
 import secrets
 import statistics
 import sys
@@ -51,12 +51,12 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-from mdsym.cli import structure_path  # noqa: E402
-from mdsym.engines.ipi_md import initial_velocities  # noqa: E402
-from mdsym.ipi import input as ipi_input  # noqa: E402
-from mdsym.ipi.input import ipi_rotation_grid  # noqa: E402
-from mdsym.ipi.supervisor import run_input  # noqa: E402
-from mdsym.processes import mdsym_command  # noqa: E402
+from mdsym.core.defaults import structure_path
+from mdsym.md.ipi_engine import input as ipi_input  # noqa: E402
+from mdsym.md.ipi_engine.input import ipi_rotation_grid  # noqa: E402
+from mdsym.md.ipi_engine.run import initial_velocities  # noqa: E402
+from mdsym.md.ipi_engine.supervisor import run_input  # noqa: E402
+from mdsym.md.processes import mdsym_command  # noqa: E402
 
 SERVE = [*mdsym_command(), "serve", "--quiet"]
 PES = ROOT / "drivers" / "mdsym_pes.py"
@@ -145,8 +145,8 @@ def measure(structure="cu-fcc-108", model="analytic", steps=500, sym_steps=60, g
     from ase import units
     from ase.md.verlet import VelocityVerlet
 
-    from mdsym.calculator import MdsymCalculator
     from mdsym.models import load_model
+    from mdsym.serving.ase_calculator import MdsymCalculator
 
     torch.set_num_threads(1)
     path = structure_path(structure)
@@ -162,7 +162,7 @@ def measure(structure="cu-fcc-108", model="analytic", steps=500, sym_steps=60, g
                                          f"short and a long run; best of {repeats}"}
     grid = ipi_rotation_grid("lebedev", grid_order, inversion=True)
     np.savez(scratch / "grid.npz", rotations=grid.rotations, weights=grid.weights)
-    from mdsym.quadrature import exactness_degree
+    from mdsym.symmetry.quadrature import exactness_degree
 
     grid_degree = exactness_degree(grid.rotations, grid.weights, True, up_to=grid_order + 2)
     results["quadrature"] = {"name": grid.name, "size": len(grid), "degree": grid_degree}
@@ -241,7 +241,7 @@ def measure(structure="cu-fcc-108", model="analytic", steps=500, sym_steps=60, g
     results["ffrotations_ms_per_step"] = best(ffrotations_run, s_long)
     log(f"<ffrotations>: {results['ffrotations_ms_per_step']:.2f} ms/step")
 
-    from mdsym import quadrature as quad
+    from mdsym.symmetry import quadrature as quad
 
     results["cheapest_size"] = len(quad.cheapest(grid_degree, True))
     results["socket_extra_ms_vs_ase"] = results["ipi_socket_ms_per_step"] - results["ase_ms_per_step"]

@@ -129,7 +129,7 @@ def measure_one(model_spec, structure, n_atoms, symmetrize, batch_size, calls=1)
 
 def run(model_spec="analytic", structure="copper", n_atoms=1000, degree=5,
         batch_sizes=(1, 8, 32, 64), label=None, log=print) -> dict:
-    from mdsym.quadrature import cheapest
+    from mdsym.symmetry.quadrature import cheapest
 
     rotations = len(cheapest(degree, inversion=True))
     raw = measure_one(model_spec, structure, n_atoms, "none", 1, calls=rotations)

@@ -16,7 +16,7 @@ Every figure is a ratio or a physical quantity:
   (every 10 steps), amu A^2/ps;
 - max|dL| every step / outer steps: the same from thermo.csv's every row, and
   from the rows with ``step % K == 0`` only (under ``mts:K`` the velocities between
-  outer steps carry the raw torque not yet paid back, see ``mdsym.engines.mts``);
+  outer steps carry the raw torque not yet paid back, see ``mdsym.md.mts``);
 - max|dE| outer: the largest change of ``conserved_eV`` on outer rows (the
   symmetrized model's total energy under ``mts:K``), meV;
 - predicted cost: from one raw and one symmetrized evaluation of the model on the
@@ -38,7 +38,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from common import RESULTS, interleaved, pin_threads
 
 WARMUP = 40  # steps left out of the steady steps/s
@@ -49,7 +48,7 @@ SPECS = ("none", "o3:3", "mts:2+o3:3", "mts:4+o3:3", "mts:8+o3:3", "mts:16+o3:3"
 
 def config(spec, steps, model, structure, seed=0, **settings) -> dict:
     """The run of one spec (``settings``: other ``RunConfig`` fields, e.g. ``engine``)."""
-    from mdsym.cli import STRUCTURES
+    from mdsym.core.defaults import STRUCTURES
 
     return {**dict(model=model, structure=str(STRUCTURES / structure), engine="ase",
                    ensemble="nve", thermostat="svr", timestep_fs=0.5, steps=steps,
@@ -62,7 +61,7 @@ def figures(out, spec) -> dict:
     """The angular momentum and energy figures of one run directory."""
     from mdsym.analysis.angular_momentum import summarize
     from mdsym.analysis.trajectory import load_run
-    from mdsym.symmetrize import SymmetrizeSpec
+    from mdsym.symmetry.spec import SymmetrizeSpec
 
     run = load_run(out)
     analyzed, _ = summarize(run.time_ps, run.positions, run.velocities, run.forces,
@@ -82,8 +81,8 @@ def figures(out, spec) -> dict:
 def evaluations_per_step(spec, auto_degrees=()) -> float:
     """Model evaluations per step on average (o3:auto: at the last degree it chose;
     its measurements, 416 evaluations every 200 calls, left out)."""
-    from mdsym import quadrature as quad
-    from mdsym.symmetrize import SymmetrizeSpec
+    from mdsym.symmetry import quadrature as quad
+    from mdsym.symmetry.spec import SymmetrizeSpec
 
     parsed = SymmetrizeSpec.parse(spec)
     per_call = parsed.evaluations_per_call() if parsed.mode != "none" else 1
@@ -95,17 +94,17 @@ def evaluations_per_step(spec, auto_degrees=()) -> float:
 def evaluation_times(specs, model, structure, extra=None) -> dict:
     """Seconds per call of the raw model and of each spec's symmetrization (interleaved);
     ``extra``: more ``name -> callable(atoms)`` to time in the same rounds."""
-    from mdsym import Symmetrizer, System, load_model, read_structure
-    from mdsym.cli import STRUCTURES
-    from mdsym.symmetrize import SymmetrizeSpec
+    from mdsym import SymmetrizedModel, System, load_model, read_structure
+    from mdsym.core.defaults import STRUCTURES
+    from mdsym.symmetry.spec import SymmetrizeSpec
 
     loaded = load_model(model)
     system = System.from_atoms(read_structure(STRUCTURES / structure))
-    calls = {"none": Symmetrizer(loaded, "none")}
+    calls = {"none": SymmetrizedModel(loaded, "none")}
     for spec in specs:
         outer = SymmetrizeSpec.parse(spec).outer()
         if outer.mode in ("grid", "auto") and str(outer) not in calls:
-            symmetrizer = Symmetrizer(loaded, outer)
+            symmetrizer = SymmetrizedModel(loaded, outer)
             symmetrizer(system)  # o3:auto: its measurement, before timing
             calls[str(outer)] = symmetrizer
     timed = {name: (lambda s=s: s(system)) for name, s in calls.items()}
@@ -115,7 +114,7 @@ def evaluation_times(specs, model, structure, extra=None) -> dict:
 
 
 def predicted_cost(spec, times) -> float:
-    from mdsym.symmetrize import SymmetrizeSpec
+    from mdsym.symmetry.spec import SymmetrizeSpec
 
     parsed = SymmetrizeSpec.parse(spec)
     outer = str(parsed.outer())
@@ -139,7 +138,7 @@ def steady_speed(clock, steps) -> float:
 
 def run_once(spec, steps, model, structure, out, seed=0, **settings) -> tuple:
     """(steady steps/s, figures) of one run (``settings``: see ``config``)."""
-    from mdsym.engines.run import run_md
+    from mdsym.md.run import run_md
 
     clock = {}
     info = run_md(config(spec, steps, model, structure, seed, **settings), out,

@@ -131,7 +131,7 @@ def pet_structure(name: str):
     """The structure a shipped model is meant for: its test frames, else by name."""
     import ase.io
 
-    from mdsym.cli import STRUCTURES
+    from mdsym.core.defaults import STRUCTURES
     from mdsym.models import shipped
 
     test = shipped.DATA / f"{name}.test.xyz"
@@ -226,7 +226,7 @@ def model_cases(include_pet: bool = True, standin_if_missing: bool = True) -> li
     if not names and standin_if_missing:
         import ase.io
 
-        from mdsym.cli import STRUCTURES
+        from mdsym.core.defaults import STRUCTURES
 
         path = pet_standin()
         base = ase.io.read(STRUCTURES / "ethanol.xyz")

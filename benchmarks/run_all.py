@@ -92,7 +92,6 @@ def run_analysis(args):
 
 def run_memory(args):
     import ase.io
-
     import bench_memory
 
     results = [bench_memory.run("analytic", "copper", 1000, 5, args.batch_sizes, label="analytic", log=log)]

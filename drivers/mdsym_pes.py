@@ -14,7 +14,7 @@ or inside the i-PI process, with no socket at all::
     </ffdirect>
 
 Parameters (keyword arguments), the options of ``mdsym serve`` with its defaults
-(``mdsym.cli_support``):
+(``mdsym.cli.options``):
 
 - ``template``: the structure i-PI simulates (i-PI sends no atomic numbers): a file
   or a shipped structure name; default the shipped ``ethanol.xyz``;
@@ -34,16 +34,22 @@ Parameters (keyword arguments), the options of ``mdsym serve`` with its defaults
 
 Energies, forces, virial and the JSON extras (``energy_rot_std`` in eV,
 ``forces_rot_std`` in eV/A) are those of ``mdsym serve``: both build their
-``mdsym.ipi.client.Potential`` with ``mdsym.serve.serving_potential``.
+``mdsym.serving.ipi_client.Potential`` with ``mdsym.serving.serve.serving_potential``.
 """
 
 import sys
 
 from ipi.pes.dummy import Dummy_driver
 
-from mdsym.cli_support import (DEFAULT_FORCES, DEFAULT_MODEL, DEFAULT_SEED,
-                                   DEFAULT_STRUCTURE, DEFAULT_SYMMETRIZE, DEFAULT_THREADS)
-from mdsym.ipi.client import DEFAULT_CORRECTION
+from mdsym.core.defaults import (
+    DEFAULT_CORRECTION,
+    DEFAULT_FORCES,
+    DEFAULT_MODEL,
+    DEFAULT_SEED,
+    DEFAULT_STRUCTURE,
+    DEFAULT_SYMMETRIZE,
+    DEFAULT_THREADS,
+)
 
 __DRIVER_NAME__ = "mdsym"
 __DRIVER_CLASS__ = "MdsymDriver"
@@ -58,7 +64,7 @@ class MdsymDriver(Dummy_driver):
                  symmetrize=DEFAULT_SYMMETRIZE, forces=DEFAULT_FORCES, batch_size=AUTO,
                  seed=DEFAULT_SEED, threads=DEFAULT_THREADS, correction=DEFAULT_CORRECTION,
                  *args, **kwargs):
-        from mdsym.errors import MdsymError
+        from mdsym.core.errors import MdsymError
 
         self.template = str(template)
         self.model_spec = str(model).replace(";", ",")
@@ -77,7 +83,7 @@ class MdsymDriver(Dummy_driver):
 
     def check_parameters(self):
         """Load the structure and the model once, when i-PI creates the driver."""
-        from mdsym.serve import describe, serving_potential
+        from mdsym.serving.serve import describe, serving_potential
 
         self.potential = serving_potential(
             self.model_spec, self.template, self.symmetrize, self.forces, self.batch_size,

@@ -2,7 +2,7 @@ import ase.build
 import ase.io
 import pytest
 
-from mdsym.cli import STRUCTURES
+from mdsym.core.defaults import STRUCTURES
 
 
 @pytest.fixture

@@ -16,11 +16,11 @@ from mdsym import MdsymCalculator, load_model
 from mdsym.analysis.angular_momentum import AngularMomentum
 from mdsym.analysis.drift import energy_drift
 from mdsym.analysis.equipartition import kinetic_temperatures
-from mdsym.mechanics import angular_momentum, torque
-from mdsym.analysis.report import analyze_run
 from mdsym.analysis.trajectory import EV_IN_AMU_A2_PS2, load_run
-from mdsym.cli import main
-from mdsym.rundir import RunDirectory
+from mdsym.cli.main import main
+from mdsym.core.mechanics import angular_momentum, torque
+from mdsym.md.rundir import RunDirectory
+from mdsym.reports.run_report import analyze_run
 
 STRUCTURES = Path(__file__).resolve().parent.parent / "mdsym" / "data" / "structures"
 CLUSTER = STRUCTURES / "cu-cluster-55.xyz"
@@ -138,7 +138,7 @@ def test_angular_momentum_analysis_base(aniso_run):
 
 
 def test_L_from_ase_and_ipi_runs_agree(tmp_path):
-    from mdsym.engines import ipi_md
+    from mdsym.md.ipi_engine import run as ipi_md
     model, steps, dt_fs, seed, temperature = "analytic:vector1=0.05", 10, 1.0, 3, 300.0
     atoms = ase.io.read(CLUSTER)
     velocities = ipi_md.initial_velocities(atoms, temperature, seed)
@@ -324,7 +324,7 @@ class EdgeMLP(torch.nn.Module):
 
 def test_hidden_layer_content():
     from mdsym.analysis.hidden_layers import hidden_layer_content
-    from mdsym.system import System
+    from mdsym.core.system import System
 
     system = System.from_atoms(ase.io.read(CLUSTER))
     layers = {layer["layer"]: layer for layer in hidden_layer_content(load_model(EdgeMLP()), system, 3)}

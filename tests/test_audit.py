@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from ase.cluster import Icosahedron
 
-from mdsym.analysis.dynamic_equivariance import dynamic_equivariance, initial_state, static_rotation_tests
-from mdsym.audit import ROW_FIELDS
 from mdsym.models import load_model
+from mdsym.workflows.audit_battery import ROW_FIELDS
+from mdsym.workflows.dynamic_equivariance import dynamic_equivariance, initial_state, static_rotation_tests
 
 INVARIANT = "analytic:cutoff=5.5"  # Morse pairs, no spurious term: exactly O(3) invariant
 ANISOTROPIC = "analytic:vector1=0.05,bond2=0.05"
@@ -50,7 +50,7 @@ def test_grid_symmetrization_restores_the_dynamic_equivariance(state):
 
 
 def test_the_own_chaos_floor_starts_at_the_displacement(state):
-    from mdsym.analysis.dynamic_equivariance import perturbation_floor
+    from mdsym.workflows.dynamic_equivariance import perturbation_floor
 
     result = perturbation_floor(load_model(INVARIANT), state, displacement_A=1e-6, steps=20, timestep_fs=2.0,
                                 stride=4)
@@ -89,8 +89,8 @@ def user_model(tmp_path):
 def test_a_python_file_names_an_ase_calculator(user_model, cluster):
     from ase.calculators.lj import LennardJones
 
-    from mdsym.errors import MdsymError
-    from mdsym.system import System
+    from mdsym.core.errors import MdsymError
+    from mdsym.core.system import System
 
     model = load_model(f"{user_model}:CopperLJ")
     forces = model.evaluate(System.from_atoms(cluster), np.eye(3)[None], ("energy", "forces"))["forces"][0]

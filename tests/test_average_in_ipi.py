@@ -14,15 +14,16 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from mdsym.engines.ipi_md import rotation_grid, run_ipi
-from mdsym.ipi import input as ipi_input
-from mdsym.ipi.input import RotationGrid, ipi_rotation_grid
+from mdsym.core.system import System
+from mdsym.md.config import CONFIG_VERSION, RunConfig
+from mdsym.md.ipi_engine import input as ipi_input
+from mdsym.md.ipi_engine.input import RotationGrid, ipi_rotation_grid
+from mdsym.md.ipi_engine.run import rotation_grid, run_ipi
+from mdsym.md.processes import mdsym_command, stop
+from mdsym.md.rundir import RunDirectory
 from mdsym.models import load_model
-from mdsym.processes import mdsym_command, stop
-from mdsym.rundir import RunDirectory
-from mdsym.run_config import CONFIG_VERSION, RunConfig
-from mdsym.symmetrize import SymmetrizeSpec, average
-from mdsym.system import System
+from mdsym.symmetry.averaging import average
+from mdsym.symmetry.spec import SymmetrizeSpec
 
 from .test_ipi import CLUSTER, cluster_with_velocities
 
@@ -59,7 +60,7 @@ def free_port() -> int:
 def test_the_smallest_exact_ipi_grid_is_chosen(spec, order, size):
     """i-PI's grid of order o is exact to o - 1 (measured): the smallest exact to L is
     taken, and the next smaller one is not exact to L."""
-    from mdsym.quadrature import worst_error
+    from mdsym.symmetry.quadrature import worst_error
 
     parsed = SymmetrizeSpec.parse(spec)
     grid = RotationGrid.for_spec(parsed)
@@ -99,7 +100,7 @@ def test_ipi_averages_the_grid_mdsym_records(one_driver):
     from ase import units
     from ase.md.verlet import VelocityVerlet
 
-    from mdsym.calculator import MdsymCalculator
+    from mdsym.serving.ase_calculator import MdsymCalculator
 
     rundir, result = one_driver
     grid = ipi_rotation_grid("lebedev", 3, inversion=True)
@@ -196,7 +197,7 @@ def test_rotated_grid_is_ipis_random_option(tmp_path, one_driver):
     (["--engine", "ipi", "--symmetrize", "o3:12"], "1924 model evaluations per step"),
 ])
 def test_what_ipi_cannot_average_is_one_line(tmp_path, args, fragment):
-    from mdsym.cli import main
+    from mdsym.cli.main import main
 
     out = tmp_path / "run"
     result = CliRunner().invoke(main, ["run", "--model", "analytic", "--structure", "cu-cluster-55",
@@ -213,7 +214,7 @@ def test_what_ipi_cannot_average_is_one_line(tmp_path, args, fragment):
     (["--socket", "unix"], "--address NAME"),
 ])
 def test_remote_only_needs_an_address_clients_can_know(tmp_path, args, fragment):
-    from mdsym.cli import main
+    from mdsym.cli.main import main
 
     out = tmp_path / "run"
     result = CliRunner().invoke(main, ["run", "--model", "analytic", "--structure", "cu-cluster-55",
@@ -242,7 +243,7 @@ def test_ipi_grid_energies_give_mdsyms_rotational_std():
     system = System.from_atoms(atoms)
     raw = model.evaluate(system, grid.quadrature.rotations, ("energy",))["energy"]
     expected = average(model, system, grid.quadrature)["energy_rot_std"]
-    from mdsym.ipi import protocol as p
+    from mdsym.serving import ipi_protocol as p
 
     assert abs(grid.energy_rot_std(np.asarray(raw) / p.HARTREE) * p.HARTREE - expected) < 1e-10
     assert np.isnan(grid.energy_rot_std(np.zeros(3)))  # not this grid's energies: NaN, not a guess
@@ -294,7 +295,7 @@ def test_a_restart_puts_the_socket_back_inside_ffrotations(tmp_path, one_driver,
     from ipi.inputs.simulation import InputSimulation
     from ipi.utils.io.inputs import io_xml
 
-    from mdsym.engines.ipi_md import IpiRun, Socket, restart_input
+    from mdsym.md.ipi_engine.run import IpiRun, Socket, restart_input
 
     reference, _ = one_driver
     checkpoint = reference.path / "ipi" / "RESTART"

@@ -24,7 +24,7 @@ def test_interleaved_timing_and_structures():
     assert len(common.copper_cluster(10)) == 10
     import ase.io
 
-    from mdsym.cli import STRUCTURES
+    from mdsym.core.defaults import STRUCTURES
 
     ethanol = ase.io.read(STRUCTURES / "ethanol.xyz")
     copies = common.replicate(ethanol, 100)
@@ -105,7 +105,7 @@ def test_analysis_piece(tmp_path):
 def test_analysis_memory_piece(tmp_path):
     import bench_analysis_memory as bench
 
-    from mdsym.rundir import RunDirectory
+    from mdsym.md.rundir import RunDirectory
 
     atoms = bench.synthetic_structure()
     assert len(atoms) == 1000

@@ -14,9 +14,9 @@ import pytest
 import torch
 
 from mdsym import MdsymCalculator, load_model
-from mdsym.cli import STRUCTURES
-from mdsym.errors import MdsymError
-from mdsym.system import System
+from mdsym.core.defaults import STRUCTURES
+from mdsym.core.errors import MdsymError
+from mdsym.core.system import System
 
 from .helpers import random_o3, transformed
 
@@ -208,8 +208,8 @@ def _column(out, name):
 def test_ipi_engine_serves_in_the_requested_dtype(tmp_path):
     """`run --engine ipi --dtype float32`: the `mdsym serve` client gets --device and
     --dtype, and i-PI's first energy is the float32 model's."""
-    from mdsym.engines.ipi_md import Socket, serve_command
-    from mdsym.run_config import RunConfig
+    from mdsym.md.config import RunConfig
+    from mdsym.md.ipi_engine.run import Socket, serve_command
 
     command = serve_command(RunConfig(model="analytic", device="cpu", dtype="float32"), ETHANOL,
                             Socket("unix", "x"))

@@ -7,7 +7,7 @@ import pytest
 from scipy.spatial.transform import Rotation
 
 from mdsym.analysis import field_scores as fs
-from mdsym.cli import STRUCTURES
+from mdsym.core.defaults import STRUCTURES
 
 
 def alternating(n, spread):
@@ -177,7 +177,7 @@ def test_a_run_stopped_by_mdsyms_monitors_is_scored_as_exploded_at_its_last_fram
               "kinetic_eV": 0.3 + alternating(31, 0.01), "conserved_eV": -9.7 + 0.001 * steps,
               "temperature_K": np.full(31, 300.0), "px": np.zeros(31), "py": np.zeros(31), "pz": np.zeros(31)}
     frames = np.repeat(ethanol.positions[None], 4, axis=0)
-    from mdsym.run_config import RunConfig
+    from mdsym.md.config import RunConfig
 
     config = RunConfig(ensemble="nve", timestep_fs=0.5, stride=10, steps=100, temperature_K=300.0)
     run = SimpleNamespace(thermo=thermo, n_atoms=9, n_frames=4, step=steps[::10], positions=frames,

@@ -19,10 +19,10 @@ from click.testing import CliRunner
 
 from mdsym import MdsymError, load_model
 from mdsym.analysis.hidden_layers import hidden_layer_content
-from mdsym.cli import main
+from mdsym.cli.main import main
+from mdsym.core.rotations import rotate_vectors
+from mdsym.core.system import System
 from mdsym.models.pet_layers import PetLayers
-from mdsym.rotations import rotate_vectors
-from mdsym.system import System
 
 from .helpers import random_o3
 from .metatomic_model import export

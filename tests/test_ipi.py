@@ -18,17 +18,17 @@ import numpy as np
 import pytest
 from ase import units
 
-from mdsym.errors import MdsymError
-from mdsym.ipi import input as ipi_input
-from mdsym.ipi import protocol as p
-from mdsym.ipi.client import Potential
-from mdsym.ipi.outputs import SegmentReader
-from mdsym.ipi.supervisor import run_input
+from mdsym.core.errors import MdsymError
+from mdsym.core.system import System
+from mdsym.md.ipi_engine import input as ipi_input
+from mdsym.md.ipi_engine.outputs import SegmentReader
+from mdsym.md.ipi_engine.supervisor import run_input
+from mdsym.md.processes import command_for, mdsym_command, stop
+from mdsym.md.rundir import RunDirectory
 from mdsym.models import load_model
-from mdsym.processes import command_for, mdsym_command, stop
-from mdsym.rundir import RunDirectory
-from mdsym.symmetrize import average
-from mdsym.system import System
+from mdsym.serving import ipi_protocol as p
+from mdsym.serving.ipi_client import Potential
+from mdsym.symmetry.averaging import average
 
 from .helpers import serve_processes
 
@@ -47,7 +47,7 @@ def unique_name(tag="t") -> str:
 
 
 def cluster_with_velocities(seed=1, temperature=300.0):
-    from mdsym.engines.ipi_md import initial_velocities
+    from mdsym.md.ipi_engine.run import initial_velocities
 
     atoms = ase.io.read(CLUSTER)
     atoms.set_velocities(initial_velocities(atoms, temperature, seed))
@@ -93,8 +93,8 @@ def nve_config(rundir, **extra):
 def test_ipi_engine_matches_ase_velocity_verlet(tmp_path):
     from ase.md.verlet import VelocityVerlet
 
-    from mdsym.calculator import MdsymCalculator
-    from mdsym.engines.ipi_md import run_ipi
+    from mdsym.md.ipi_engine.run import run_ipi
+    from mdsym.serving.ase_calculator import MdsymCalculator
 
     rundir = RunDirectory(tmp_path / "run")
     rundir.create(cluster_with_velocities())
@@ -134,8 +134,8 @@ def test_ipi_engine_logs_the_degree_behind_every_row_as_ase_does(tmp_path):
     fixed grid writes its degree in every row; o3:auto writes the degree it chose, and
     run.json logs each choice, as the ASE engine does (the analytic model's bond2 term
     needs degree 2 to meet 1e-3 eV/A)."""
-    from mdsym.engines.ipi_md import run_ipi
-    from mdsym.engines.run import run_md
+    from mdsym.md.ipi_engine.run import run_ipi
+    from mdsym.md.run import run_md
 
     for spec, expected in (("o3:1", 1), ("o3:auto:0.001:100", 2)):
         rundir = RunDirectory(tmp_path / spec.replace(":", "_"))
@@ -161,7 +161,7 @@ def test_ipi_engine_logs_the_degree_behind_every_row_as_ase_does(tmp_path):
 
 
 def test_ffrotations_over_two_serves_matches_in_driver_averaging(tmp_path):
-    from mdsym.ipi.input import ipi_rotation_grid
+    from mdsym.md.ipi_engine.input import ipi_rotation_grid
 
     atoms = cluster_with_velocities()
     model = "analytic:bond2=0.05,vector1=0.05,vector3-=0.02"
@@ -387,7 +387,7 @@ def test_serve_bad_inputs_are_one_line(tmp_path):
 
 
 def test_engine_bad_inputs_are_mdsym_errors(tmp_path, monkeypatch):
-    from mdsym.engines import ipi_md
+    from mdsym.md.ipi_engine import run as ipi_md
 
     rundir = RunDirectory(tmp_path / "run")
     rundir.create(ase.io.read(CLUSTER))
@@ -407,7 +407,7 @@ def test_engine_bad_inputs_are_mdsym_errors(tmp_path, monkeypatch):
             ipi_md.run_ipi(nve_config(rundir, socket="tcp", port=port), rundir)
     with pytest.raises(MdsymError, match="Python object"):
         ipi_md.run_ipi(nve_config(rundir, model=load_model("analytic")), rundir)
-    from mdsym import processes
+    from mdsym.md import processes
 
     monkeypatch.setattr(processes, "_script_dirs", lambda: [tmp_path / "nowhere"])
     monkeypatch.setattr(processes.shutil, "which", lambda name: None)
@@ -419,7 +419,7 @@ def test_engine_bad_inputs_are_mdsym_errors(tmp_path, monkeypatch):
 
 
 def test_interrupted_run_keeps_frames_and_resumes_without_duplicates(tmp_path):
-    from mdsym.engines.ipi_md import run_ipi
+    from mdsym.md.ipi_engine.run import run_ipi
 
     atoms = cluster_with_velocities()
     reference = RunDirectory(tmp_path / "reference")
@@ -452,7 +452,7 @@ def test_interrupted_run_keeps_frames_and_resumes_without_duplicates(tmp_path):
 
 
 def test_monitor_stops_a_run_that_blows_up(tmp_path):
-    from mdsym.engines.ipi_md import run_ipi
+    from mdsym.md.ipi_engine.run import run_ipi
 
     rundir = RunDirectory(tmp_path / "run")
     rundir.create(cluster_with_velocities())
@@ -479,7 +479,7 @@ def pimd_config(rundir, **extra):
 
 @pytest.fixture(scope="module")
 def pimd_one_driver(tmp_path_factory):
-    from mdsym.engines.ipi_md import run_ipi
+    from mdsym.md.ipi_engine.run import run_ipi
 
     rundir = RunDirectory(tmp_path_factory.mktemp("pimd") / "one-driver")
     rundir.create(cluster_with_velocities())
@@ -500,7 +500,7 @@ def assert_same_run(rundir, reference):
 
 
 def test_two_tcp_drivers_give_the_one_driver_trajectory(tmp_path, pimd_one_driver):
-    from mdsym.engines.ipi_md import run_ipi
+    from mdsym.md.ipi_engine.run import run_ipi
 
     rundir = RunDirectory(tmp_path / "two-drivers")
     rundir.create(cluster_with_velocities())
@@ -522,7 +522,7 @@ def client_pids(address: str) -> list:
 
 
 def test_a_killed_client_costs_no_step(tmp_path, pimd_one_driver):
-    from mdsym.engines.ipi_md import run_ipi
+    from mdsym.md.ipi_engine.run import run_ipi
 
     rundir = RunDirectory(tmp_path / "killed")
     rundir.create(cluster_with_velocities())
@@ -549,8 +549,8 @@ def test_a_killed_client_costs_no_step(tmp_path, pimd_one_driver):
 def test_a_lost_remote_client_costs_no_step(tmp_path):
     """A client mdsym did not start (another host's) dies: i-PI's socket thread dies
     with it, the supervisor reads that in i-PI's log and continues with the local one."""
-    from mdsym.engines.ipi_md import run_ipi
-    from mdsym.processes import start
+    from mdsym.md.ipi_engine.run import run_ipi
+    from mdsym.md.processes import start
 
     rundir = RunDirectory(tmp_path / "run")
     rundir.create(cluster_with_velocities())
@@ -614,8 +614,8 @@ def test_every_cli_input_is_accepted_by_ipis_own_parser(tmp_path, monkeypatch, e
     from ipi.inputs.simulation import InputSimulation
     from ipi.utils.io.inputs import io_xml
 
-    from mdsym.engines.ipi_md import IpiRun, Socket, first_input, rotation_grid
-    from mdsym.run_config import RunConfig
+    from mdsym.md.config import RunConfig
+    from mdsym.md.ipi_engine.run import IpiRun, Socket, first_input, rotation_grid
 
     atoms = ase.io.read(CLUSTER)
     config = RunConfig(model="analytic", structure=str(CLUSTER), engine="ipi", ensemble=ensemble,

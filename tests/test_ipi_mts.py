@@ -1,7 +1,7 @@
 """Multiple time stepping in the i-PI engine: i-PI's ``<nmts>`` with the raw model
 inside and an ``mdsym serve --correction`` client (symmetrized minus raw) outside.
 
-The reference is mdsym's own RESPA for ASE (``mdsym.engines.mts``), tested on its
+The reference is mdsym's own RESPA for ASE (``mdsym.md.mts``), tested on its
 own in ``tests/test_mts.py``.
 """
 
@@ -18,16 +18,16 @@ import pytest
 from ase import units
 from ase.md.verlet import VelocityVerlet
 
-from mdsym import MdsymCalculator, MdsymError, Symmetrizer, SymmetrizeSpec, System, load_model
-from mdsym.cli import STRUCTURES
-from mdsym.engines.ase_md import initial_velocities
-from mdsym.engines.mts import MultipleTimeStepVerlet
-from mdsym.ipi import protocol as p
-from mdsym.ipi.outputs import SegmentReader
-from mdsym.processes import mdsym_command
-from mdsym.rundir import RunDirectory, complete_frames
-from mdsym.run_config import RunConfig
-from mdsym.serve import serving_potential
+from mdsym import MdsymCalculator, MdsymError, SymmetrizedModel, SymmetrizeSpec, System, load_model
+from mdsym.core.defaults import STRUCTURES
+from mdsym.md.ase_engine import initial_velocities
+from mdsym.md.config import RunConfig
+from mdsym.md.ipi_engine.outputs import SegmentReader
+from mdsym.md.mts import MultipleTimeStepVerlet
+from mdsym.md.processes import mdsym_command
+from mdsym.md.rundir import RunDirectory, complete_frames
+from mdsym.serving import ipi_protocol as p
+from mdsym.serving.serve import serving_potential
 
 from .helpers import serve_processes
 
@@ -58,7 +58,7 @@ def config(**changes) -> dict:
 
 
 def ipi_run(tmp_path, name="run", progress=None, **changes):
-    from mdsym.engines.ipi_md import run_ipi
+    from mdsym.md.ipi_engine.run import run_ipi
 
     rundir = RunDirectory(tmp_path / name)
     rundir.create(ase.io.read(CLUSTER))
@@ -73,7 +73,7 @@ def ase_mts(steps, spec="o3:2", interval=K, model=ANISOTROPIC):
     atoms = cluster()
     model = load_model(model)
     atoms.calc = MdsymCalculator(model, SymmetrizeSpec.parse(spec).inner())  # the spec's fixes
-    dynamics = MultipleTimeStepVerlet(atoms, DT_FS * units.fs, Symmetrizer(model, spec), interval)
+    dynamics = MultipleTimeStepVerlet(atoms, DT_FS * units.fs, SymmetrizedModel(model, spec), interval)
     out = {"positions": [], "velocities": [], "potential": [], "kinetic": []}
     for outer in range(steps // interval + 1):
         if outer:
@@ -126,7 +126,7 @@ def test_ipi_and_ase_run_the_same_mts_trajectory(tmp_path):
     np.testing.assert_allclose(thermo["potential_eV"], reference["potential"], rtol=0, atol=1e-9)
     np.testing.assert_allclose(thermo["conserved_eV"], reference["potential"] + reference["kinetic"],
                                rtol=0, atol=1e-9)
-    symmetrized = Symmetrizer(load_model(ANISOTROPIC), "o3:2")
+    symmetrized = SymmetrizedModel(load_model(ANISOTROPIC), "o3:2")
     last = cluster()
     last.positions = positions[-1]
     assert thermo["potential_eV"][-1] == pytest.approx(
@@ -195,8 +195,8 @@ def test_served_correction_is_symmetrized_minus_raw_with_virial(tmp_path, small_
 
     model = load_model(model_spec)
     system = System.from_atoms(small_crystal)
-    symmetrized = Symmetrizer(model, "o3:2")(system, ["energy", "forces", "stress"])
-    raw = Symmetrizer(model, "none")(system, ["energy", "forces", "stress"])
+    symmetrized = SymmetrizedModel(model, "o3:2")(system, ["energy", "forces", "stress"])
+    raw = SymmetrizedModel(model, "none")(system, ["energy", "forces", "stress"])
     volume = small_crystal.get_volume()
     assert energy * p.HARTREE == pytest.approx(symmetrized["energy"] - raw["energy"], abs=1e-10)
     np.testing.assert_allclose(forces * p.AU_FORCE, symmetrized["forces"] - raw["forces"],
@@ -229,8 +229,8 @@ def test_served_direct_correction_is_conservative_minus_direct(tmp_path, one_tor
     potential = serving_potential(model_spec, CLUSTER, "nettorque", correction="direct")
     _, forces, _, _ = potential.evaluate(np.eye(3) * 100, atoms.positions / p.BOHR)
     system = System.from_atoms(atoms)
-    conservative = Symmetrizer(load_model(model_spec, forces="conservative"), "nettorque")(system)
-    direct = Symmetrizer(load_model(model_spec, forces="direct"), "nettorque")(system)
+    conservative = SymmetrizedModel(load_model(model_spec, forces="conservative"), "nettorque")(system)
+    direct = SymmetrizedModel(load_model(model_spec, forces="direct"), "nettorque")(system)
     np.testing.assert_allclose(forces * p.AU_FORCE, conservative["forces"] - direct["forces"],
                                rtol=0, atol=1e-10)
     assert np.abs(forces).max() * p.AU_FORCE > 1e-2
@@ -247,7 +247,7 @@ def test_direct_forces_inside_conservative_outside_in_ipi(tmp_path):
     assert result["status"] == "completed", result
     atoms = cluster()
     atoms.calc = MdsymCalculator(load_model(model_spec, forces="direct"), "none")
-    conservative = Symmetrizer(load_model(model_spec, forces="conservative"))
+    conservative = SymmetrizedModel(load_model(model_spec, forces="conservative"))
     MultipleTimeStepVerlet(atoms, DT_FS * units.fs, conservative, K).run(16)
     np.testing.assert_allclose(ipi_frames(rundir, extras=False)[4][0], atoms.positions, rtol=0, atol=1e-10)
 
@@ -265,7 +265,7 @@ def test_killed_clients_and_an_interrupted_run_lose_no_step(tmp_path):
     """Stall recovery restarts from i-PI's checkpoint with the raw clients left and a
     fresh correction client (whichever kind was lost); a resumed run continues from the last checkpoint. Both
     give the uninterrupted run (NVE, deterministic)."""
-    from mdsym.engines.ipi_md import run_ipi
+    from mdsym.md.ipi_engine.run import run_ipi
 
     steps = 128
     reference, result = ipi_run(tmp_path, "reference", steps=steps, symmetrize=f"mts:{K}+o3:1")

@@ -3,7 +3,7 @@ threads, ``mdsym serve``'s exit codes, the spec's quadrature, bit-identical mode
 calls, one timestep default.
 
 ``mdsym serve`` is driven by a fake server below that plays i-PI's side of the
-protocol over a unix socket (``mdsym.ipi.protocol`` frames the messages).
+protocol over a unix socket (``mdsym.serving.ipi_protocol`` frames the messages).
 """
 
 import importlib.util
@@ -23,10 +23,10 @@ import pytest
 import torch
 
 from mdsym import MdsymCalculator, MdsymError, load_model
-from mdsym.cli_support import DEFAULT_MODEL, DEFAULT_STRUCTURE
-from mdsym.ipi import protocol as p
-from mdsym.processes import command_for, mdsym_command
-from mdsym.system import System
+from mdsym.core.defaults import DEFAULT_MODEL, DEFAULT_STRUCTURE, structure_path
+from mdsym.core.system import System
+from mdsym.md.processes import command_for, mdsym_command
+from mdsym.serving import ipi_protocol as p
 
 pytest.importorskip("ipi")
 
@@ -39,7 +39,7 @@ pytestmark = pytest.mark.timeout(300)
 
 
 def ethanol():
-    return ase.io.read(DEFAULT_STRUCTURE)
+    return ase.io.read(structure_path(DEFAULT_STRUCTURE))
 
 
 def load_plugin():
@@ -224,8 +224,8 @@ def test_symmetrized_serve_uses_the_spec_quadrature():
 
 
 def test_an_explicit_quadrature_does_not_replace_a_spec_silently():
-    from mdsym import quadrature as quad
-    from mdsym.ipi.client import Potential
+    from mdsym.serving.ipi_client import Potential
+    from mdsym.symmetry import quadrature as quad
 
     model = load_model(SYMMETRIZED_MODEL)
     grid = quad.by_name("cheapest", 2, True)
@@ -243,8 +243,8 @@ def test_an_explicit_quadrature_does_not_replace_a_spec_silently():
 def test_first_and_second_pet_call_are_bit_identical_in_a_fresh_process():
     script = (
         "import numpy as np, mdsym\n"
-        "from mdsym.cli_support import DEFAULT_STRUCTURE\n"
-        "from mdsym.system import System, read_structure\n"
+        "from mdsym.core.defaults import DEFAULT_STRUCTURE\n"
+        "from mdsym.core.system import System, read_structure\n"
         "model = mdsym.load_model('pet-ethanol')\n"
         "system = System.from_atoms(read_structure(DEFAULT_STRUCTURE))\n"
         "rotations = np.eye(3)[None]\n"
@@ -261,9 +261,9 @@ def test_first_and_second_pet_call_are_bit_identical_in_a_fresh_process():
 def test_pimd_with_one_and_two_plugin_clients_is_bit_identical(tmp_path):
     """4-bead PIMD of ethanol, i-PI's python driver running the plugin with no options:
     one client, then two sharing the beads, give the same trajectory bit for bit."""
-    from mdsym.engines.ipi_md import initial_velocities
-    from mdsym.ipi.input import Dynamics, simulation, socket, to_text
-    from mdsym.processes import start, stop
+    from mdsym.md.ipi_engine.input import Dynamics, simulation, socket, to_text
+    from mdsym.md.ipi_engine.run import initial_velocities
+    from mdsym.md.processes import start, stop
 
     atoms = ethanol()
     velocities = initial_velocities(atoms, 300.0, 1)
@@ -313,8 +313,8 @@ def test_ipi_input_timestep_default_is_the_cli_default():
 
     from ase import units
 
-    from mdsym.cli import run
-    from mdsym.ipi.input import simulation, socket, to_text
+    from mdsym.cli.main import run
+    from mdsym.md.ipi_engine.input import simulation, socket, to_text
 
     cli_default = next(o.default for o in run.params if o.name == "timestep_fs")
     atoms = ethanol()

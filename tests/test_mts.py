@@ -8,13 +8,14 @@ import pytest
 from ase import units
 from ase.md.verlet import VelocityVerlet
 
-from mdsym import MdsymCalculator, MdsymError, Symmetrizer, SymmetrizeSpec, System, load_model
+from mdsym import MdsymCalculator, MdsymError, SymmetrizedModel, SymmetrizeSpec, System, load_model
 from mdsym.analysis.trajectory import EV_IN_AMU_A2_PS2
-from mdsym.cli import STRUCTURES
-from mdsym.engines.ase_md import CHECKPOINT, initial_velocities
-from mdsym.engines.mts import MultipleTimeStepVerlet
-from mdsym.engines.run import resume_md, run_md
-from mdsym.rundir import RunDirectory
+from mdsym.core.defaults import STRUCTURES
+from mdsym.md.ase_engine import initial_velocities
+from mdsym.md.checkpoint import CHECKPOINT
+from mdsym.md.mts import MultipleTimeStepVerlet
+from mdsym.md.run import resume_md, run_md
+from mdsym.md.rundir import RunDirectory
 
 DT_FS = 2.0  # copper: vibrational periods of ~200 fs
 ANISOTROPIC = "analytic:vector1=0.01"  # spurious degree 1: o3:1 is exact
@@ -42,7 +43,7 @@ def trajectory(dynamics, atoms, steps, extra=lambda: None):
 
 def mts(atoms, model, spec, interval):
     atoms.calc = MdsymCalculator(model, "none")
-    return MultipleTimeStepVerlet(atoms, DT_FS * units.fs, Symmetrizer(model, spec), interval)
+    return MultipleTimeStepVerlet(atoms, DT_FS * units.fs, SymmetrizedModel(model, spec), interval)
 
 
 def test_zero_correction_is_plain_velocity_verlet_step_for_step():
@@ -148,7 +149,7 @@ def test_mts_run_conserves_the_symmetrized_total_energy_at_outer_steps(tmp_path,
     # the potential at an outer row is the symmetrized model's energy there (the
     # checkpoint holds the last step's positions)
     frame = ase.io.read(out / CHECKPOINT)
-    symmetrized = Symmetrizer(load_model(ANISOTROPIC), "o3:1")
+    symmetrized = SymmetrizedModel(load_model(ANISOTROPIC), "o3:1")
     assert thermo["step"][-1] == 120
     assert thermo["potential_eV"][-1] == pytest.approx(symmetrized(System.from_atoms(frame))["energy"], abs=1e-6)
     assert np.all(thermo["symmetrize_degree"] == 1)
@@ -173,7 +174,7 @@ def test_mts_needs_a_symmetrization_and_whole_outer_steps_in_ipi(tmp_path):
     with pytest.raises(MdsymError, match="whole number"):
         SymmetrizeSpec.parse("mts:0+o3:1")
     with pytest.raises(MdsymError, match="way to integrate"):
-        Symmetrizer(load_model(ANISOTROPIC), "mts:4+o3:1")
+        SymmetrizedModel(load_model(ANISOTROPIC), "mts:4+o3:1")
     # the i-PI engine runs mts:K (tests/test_ipi_mts.py), in whole outer steps
     with pytest.raises(MdsymError, match="not a multiple of K = 4"):
         run_md(config(engine="ipi", steps=5), tmp_path / "ipi")
@@ -207,7 +208,7 @@ def test_auto_degree_under_mts_is_logged_in_run_json_and_thermo(tmp_path):
 def test_stress_correction_is_symmetrized_minus_raw(small_crystal):
     model = load_model("analytic:bond2=0.05")
     small_crystal.calc = MdsymCalculator(model, "none")
-    dynamics = MultipleTimeStepVerlet(small_crystal, units.fs, Symmetrizer(model, "o3:2"), 4,
+    dynamics = MultipleTimeStepVerlet(small_crystal, units.fs, SymmetrizedModel(model, "o3:2"), 4,
                                       with_stress=True)
     correction = dynamics.evaluate_correction()
     symmetrized = MdsymCalculator(model, "o3:2")
@@ -231,7 +232,7 @@ def test_direct_forces_inside_conservative_correction_outside(tmp_path):
     plain = trajectory(VelocityVerlet(a, DT_FS * units.fs), a, 30)
     b = cluster()
     b.calc = MdsymCalculator(direct, "none")
-    multiple = trajectory(MultipleTimeStepVerlet(b, DT_FS * units.fs, Symmetrizer(conservative), 1), b, 30)
+    multiple = trajectory(MultipleTimeStepVerlet(b, DT_FS * units.fs, SymmetrizedModel(conservative), 1), b, 30)
     assert np.abs(plain[0] - multiple[0]).max() < 1e-10
 
     raw = tmp_path / "raw"
@@ -252,7 +253,7 @@ def test_analyze_fits_the_drift_of_an_mts_run_on_its_outer_steps(tmp_path):
     analyze's drift (and the field figures) must use the rows with step % K == 0: the
     largest excursion it reports is that of those rows, which is well below the
     excursion over every row for this strongly anisotropic model."""
-    from mdsym.analysis.report import analyze_run
+    from mdsym.reports.run_report import analyze_run
 
     out = tmp_path / "run"
     run_md(config(steps=120, stride=20), out)

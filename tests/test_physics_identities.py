@@ -5,7 +5,7 @@ that breaks rotational symmetry (so that nothing holds by accident), and checks
 that the plausible wrong versions of the code would fail it:
 
 1. the rotational standard deviation the calculator reports is the equivariance
-   error A of ``mdsym.metrics``, i.e. the paper's definition (the weighted RMS over
+   error A of ``mdsym.symmetry.metrics``, i.e. the paper's definition (the weighted RMS over
    the quadrature of the back-rotated output's deviation from its mean);
 2. removing the net force (mass weighted) keeps the centre of mass of a mixed-mass
    molecule still and leaves the motion about it untouched; removing the net
@@ -25,11 +25,11 @@ from ase.md.verlet import VelocityVerlet
 from mdsym import MdsymCalculator, System, load_model
 from mdsym.analysis import angular_momentum as am
 from mdsym.analysis.trajectory import load_run
-from mdsym.cli import STRUCTURES
-from mdsym.engines.run import run_md
-from mdsym.metrics import equivariance_error, measure
-from mdsym.rundir import RunDirectory
-from mdsym.symmetrize import evaluate_back_rotated
+from mdsym.core.defaults import STRUCTURES
+from mdsym.md.run import run_md
+from mdsym.md.rundir import RunDirectory
+from mdsym.symmetry.averaging import evaluate_back_rotated
+from mdsym.symmetry.metrics import equivariance_error, measure
 
 from .helpers import transformed
 

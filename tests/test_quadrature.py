@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from mdsym import quadrature as quad
-from mdsym.wigner import sector_characters, wigner_d
+from mdsym.symmetry import quadrature as quad
+from mdsym.symmetry.wigner import sector_characters, wigner_d
 
 
 def worst_error(q, degree):

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from ase.cluster import Icosahedron
 
-from mdsym.engines.run import resume_md, run_md
-from mdsym.rundir import RunDirectory, complete_frames
+from mdsym.md.run import resume_md, run_md
+from mdsym.md.rundir import RunDirectory, complete_frames
 
 
 @pytest.fixture

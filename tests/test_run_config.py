@@ -11,13 +11,14 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-import mdsym.engines.run as engine_run
-from mdsym import cli
-from mdsym.cli_support import structure_path
-from mdsym.engines.run import read_config, resume_md, run_md
-from mdsym.errors import MdsymError
-from mdsym.run_config import CONFIG_VERSION, LEGACY_FIELDS, RunConfig
-from mdsym.rundir import RunDirectory
+import mdsym.md.run as engine_run
+from mdsym.cli.main import main
+from mdsym.cli.run import run as run_command
+from mdsym.core.defaults import structure_path
+from mdsym.core.errors import MdsymError
+from mdsym.md.config import CONFIG_VERSION, LEGACY_FIELDS, RunConfig
+from mdsym.md.run import read_config, resume_md, run_md
+from mdsym.md.rundir import RunDirectory
 
 CLUSTER = str(structure_path("cu-cluster-55"))
 #: mdsym run's options that are not part of a run's configuration
@@ -25,7 +26,7 @@ NOT_CONFIG = {"out", "resume", "progress", "yes", "help"}
 
 
 def run_options():
-    return [p for p in cli.run.params if p.name not in NOT_CONFIG]
+    return [p for p in run_command.params if p.name not in NOT_CONFIG]
 
 
 # --- the dataclass -----------------------------------------------------------------
@@ -137,7 +138,7 @@ def test_every_run_option_lands_in_run_json(tmp_path, monkeypatch):
         flag = max(options[name].opts, key=len)
         args += [flag] if text is None else [flag, text]
     out = tmp_path / "run"
-    result = CliRunner().invoke(cli.main, ["run", *args, "--out", str(out), "--no-progress"])
+    result = CliRunner().invoke(main, ["run", *args, "--out", str(out), "--no-progress"])
     assert result.exit_code == 0, result.output
     written = json.loads((out / "run.json").read_text())["config"]
     for name, (_, expected) in GIVEN.items():
@@ -147,7 +148,7 @@ def test_every_run_option_lands_in_run_json(tmp_path, monkeypatch):
 def test_a_default_only_run_has_the_dataclass_defaults(tmp_path, monkeypatch):
     _skip_md(monkeypatch)
     monkeypatch.chdir(tmp_path)
-    result = CliRunner().invoke(cli.main, ["run", "--no-progress"])
+    result = CliRunner().invoke(main, ["run", "--no-progress"])
     assert result.exit_code == 0, result.output
     (run_json,) = (tmp_path / "runs").glob("run-*/run.json")
     written = json.loads(run_json.read_text())["config"]
@@ -249,7 +250,7 @@ def test_a_run_json_of_another_version_is_refused_in_one_line(short_run, change,
 
 
 def test_analyze_says_why_it_skips_what_needs_the_model(short_run):
-    from mdsym.analysis.report import analyze_run
+    from mdsym.reports.run_report import analyze_run
 
     _rewrite_config(short_run, lambda c: c.update(config_version=CONFIG_VERSION + 1))
     report = analyze_run(short_run.path, plots=False)
@@ -273,6 +274,6 @@ def test_a_version_less_run_json_of_today_is_read_as_the_current_version(short_r
     assert read_config(short_run.path) == config.replace(dtype=None)
     info = resume_md(short_run.path, steps=20)
     assert info["status"] == "completed" and info["config"]["config_version"] == CONFIG_VERSION
-    from mdsym.analysis.report import analyze_run
+    from mdsym.reports.run_report import analyze_run
 
     assert "A_forces" in analyze_run(short_run.path, plots=False)["equivariance"]

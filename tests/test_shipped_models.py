@@ -20,8 +20,8 @@ import pytest
 from ase.io import read
 
 from mdsym import MdsymCalculator, MdsymError, System, load_model
-from mdsym.metrics import measure
 from mdsym.models import shipped
+from mdsym.symmetry.metrics import measure
 
 NAMES = shipped.names()
 LEARNED = [name for name in NAMES if shipped.DATA.joinpath(f"{name}.json").exists()]
@@ -71,7 +71,7 @@ CARD_RTOL = 1e-3
 def held_out_errors(name):
     """RMSE of the shipped model against GFN2-xTB on its held-out set, recomputed here
     with the model, and the spread of the reference forces (and Voigt stress)."""
-    from mdsym.models.held_out import held_out_errors as errors_of
+    from mdsym.serving.held_out import held_out_errors as errors_of
 
     return errors_of(load_model(name), shipped.DATA / f"{name}.test.xyz")
 

@@ -1,6 +1,6 @@
 """Streaming analysis (mdsym analyze walks the frames once, keeps none) equals the
 same physics computed independently with numpy on the frames held in memory; one
-definition of a bond (mdsym.molecules) and of rigid-body mechanics (mdsym.mechanics)."""
+definition of a bond (mdsym.core.molecules) and of rigid-body mechanics (mdsym.core.mechanics)."""
 
 import ase.io
 import numpy as np
@@ -10,14 +10,14 @@ from ase.build import molecule
 from ase.data import covalent_radii
 from scipy.sparse.csgraph import connected_components
 
-from mdsym import mechanics
 from mdsym.analysis.angular_momentum import AngularMomentum
 from mdsym.analysis.equipartition import Equipartition
-from mdsym.analysis.report import analyze_run
 from mdsym.analysis.structure import ANGLE_BINS, BOND_BINS, _frames
 from mdsym.analysis.trajectory import EV_IN_AMU_A2_PS2, FrameArrays, load_run, walk
-from mdsym.molecules import BOND_FACTOR, bonds, molecules
-from mdsym.monitors import MonitorSettings, StabilityMonitor
+from mdsym.core import mechanics
+from mdsym.core.molecules import BOND_FACTOR, bonds, molecules
+from mdsym.md.monitors import MonitorSettings, StabilityMonitor
+from mdsym.reports.run_report import analyze_run
 
 from .test_analysis import make_run
 

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from mdsym.analysis import study
-from mdsym.analysis.study import aggregate, conclusion, run_study
-from mdsym.cli import main
+from mdsym.cli.main import main
+from mdsym.workflows import study
+from mdsym.workflows.study import aggregate, conclusion, run_study
 
 ANISOTROPIC = "analytic:vector1=0.05"  # a degree-1 spurious term: o3:1 removes it exactly
 
@@ -214,15 +214,15 @@ def test_A_of_a_grid_symmetrized_model_is_not_measured_on_its_own_group():
     import ase.io
 
     from mdsym.analysis.equivariance_series import offset_quadrature
-    from mdsym.cli_support import STRUCTURES
-    from mdsym.metrics import equivariance_error, metrics_quadrature
+    from mdsym.core.defaults import STRUCTURES
+    from mdsym.core.system import System
     from mdsym.models import load_model
-    from mdsym.models.symmetrized import QuadratureAveragedModel
-    from mdsym.symmetrize import Symmetrizer, evaluate_back_rotated
-    from mdsym.system import System
+    from mdsym.symmetry.averaging import evaluate_back_rotated
+    from mdsym.symmetry.metrics import equivariance_error, metrics_quadrature
+    from mdsym.symmetry.symmetrized import SymmetrizedModel
 
     system = System.from_atoms(ase.io.read(STRUCTURES / "cu-cluster-55.xyz"))
-    symmetrized = QuadratureAveragedModel(Symmetrizer(load_model("analytic:bond4=0.05"), "o3:3"))
+    symmetrized = SymmetrizedModel(load_model("analytic:bond4=0.05"), "o3:3")
     grid = metrics_quadrature(1)
     aligned = evaluate_back_rotated(symmetrized, system, grid, ("forces",))["forces"]
     offset = evaluate_back_rotated(symmetrized, system, offset_quadrature(grid), ("forces",))["forces"]

@@ -5,10 +5,10 @@ import ase
 import numpy as np
 import pytest
 
-from mdsym import MdsymCalculator, MdsymError, Symmetrizer, SymmetrizeSpec, System, load_model
-from mdsym import quadrature as quad
+from mdsym import MdsymCalculator, MdsymError, SymmetrizedModel, SymmetrizeSpec, System, load_model
 from mdsym.models import AnalyticModel, Model, NativeModel, SpuriousTerm
-from mdsym.symmetrize import average
+from mdsym.symmetry import quadrature as quad
+from mdsym.symmetry.averaging import average
 
 from .helpers import random_o3, transformed
 
@@ -190,7 +190,7 @@ def test_calculator_parameters_follow_ase_conventions(cluster):
 def test_auto_picks_the_degree_the_spurious_content_needs(cluster, terms, group, needed):
     system = System.from_atoms(cluster)
     model = spurious(*terms)
-    symmetrizer = Symmetrizer(model, f"{group}:auto:1e-6")
+    symmetrizer = SymmetrizedModel(model, f"{group}:auto:1e-6")
     results = symmetrizer(system)
     assert symmetrizer.degree == needed
     errors = symmetrizer.predicted_errors
@@ -204,7 +204,7 @@ def test_auto_picks_the_degree_the_spurious_content_needs(cluster, terms, group,
 
 
 def test_auto_says_when_no_degree_meets_the_tolerance(cluster):
-    symmetrizer = Symmetrizer(spurious(SpuriousTerm(4, 1, 0.05)), "o3:auto:1e-6")
+    symmetrizer = SymmetrizedModel(spurious(SpuriousTerm(4, 1, 0.05)), "o3:auto:1e-6")
     symmetrizer(System.from_atoms(cluster))
     entry = symmetrizer.degree_log[-1]
     assert entry["degree"] == 3 and entry["tolerance_met"] is False
@@ -217,7 +217,7 @@ def test_auto_degree_rises_and_falls_and_logs_each_change(cluster):
     model = spurious(SpuriousTerm(2, 1, 0.05))
     busy = System.from_atoms(cluster)
     quiet = System.from_atoms(ase.Atoms("Cu2", positions=[[0, 0, 0], [0.3, 1.2, 6.0]]))
-    symmetrizer = Symmetrizer(model, "o3:auto:1e-6:3")
+    symmetrizer = SymmetrizedModel(model, "o3:auto:1e-6:3")
     for system in [busy, busy, busy, quiet, quiet, quiet, busy]:
         symmetrizer(system)
     assert [(e["call"], e["degree"], e["previous"]) for e in symmetrizer.degree_log] == [
@@ -249,8 +249,8 @@ def test_rotated_grid_is_unbiased_where_a_fixed_grid_keeps_a_bias(cluster):
     exact = average(model, system, quad.cheapest(14), ("energy", "forces"))["forces"]
     assert np.abs(average(model, system, quad.cheapest(18), ("energy", "forces"))["forces"]
                   - exact).max() < 1e-10  # converged: the exact O(3) mean
-    fixed = Symmetrizer(model, "o3:1")(system)["forces"]
-    rotated = Symmetrizer(model, "o3:1:rotated", seed=3)
+    fixed = SymmetrizedModel(model, "o3:1")(system)["forces"]
+    rotated = SymmetrizedModel(model, "o3:1:rotated", seed=3)
     calls = np.array([rotated(system)["forces"] for _ in range(400)])
     standard_error = np.sqrt(np.mean(calls.var(axis=0)) / len(calls))
     rms = lambda x: np.sqrt(np.mean(x**2))  # noqa: E731
@@ -263,7 +263,7 @@ def test_rotated_grid_keeps_its_degree_and_its_seed(cluster):
     system = System.from_atoms(cluster)
     model = spurious(SpuriousTerm(1, -1, 500.0, "vector"), SpuriousTerm(2, 1, 0.05))
     exact = average(ISOTROPIC, system, quad.identity(False), ("energy", "forces"))
-    a, b = Symmetrizer(model, "o3:2:rotated", seed=5), Symmetrizer(model, "o3:2:rotated", seed=5)
+    a, b = SymmetrizedModel(model, "o3:2:rotated", seed=5), SymmetrizedModel(model, "o3:2:rotated", seed=5)
     for _ in range(3):
         quadrature, _ = a.current_quadrature(), b.current_quadrature()  # one draw each
         assert np.allclose(np.einsum("gij,gkj->gik", quadrature.rotations, quadrature.rotations), np.eye(3))

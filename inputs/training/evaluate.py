@@ -34,12 +34,12 @@ SYSTEMS = {
 
 
 def held_out_errors(name: str, test_file: Path) -> dict:
-    """The card's held-out errors of the shipped model ``name`` (``mdsym.models.held_out``,
+    """The card's held-out errors of the shipped model ``name`` (``mdsym.serving.held_out``,
     which the tests recompute too), on one torch thread."""
     import torch
 
     import mdsym
-    from mdsym.models.held_out import held_out_errors as errors_of
+    from mdsym.serving.held_out import held_out_errors as errors_of
 
     torch.set_num_threads(1)
     return errors_of(mdsym.load_model(name), test_file)

@@ -25,11 +25,11 @@ One idea per module:
 - ``commands``: the ``mdsym analyze`` and ``mdsym compare`` commands.
 """
 
-from .angular_momentum import AngularMomentum
-from .drift import energy_drift
-from .equipartition import Equipartition, kinetic_temperatures
-from .structure import BondsAndAngles
-from .trajectory import FrameArrays, RunData, load_run, walk
+from mdsym.analysis.angular_momentum import AngularMomentum
+from mdsym.analysis.drift import energy_drift
+from mdsym.analysis.equipartition import Equipartition, kinetic_temperatures
+from mdsym.analysis.structure import BondsAndAngles
+from mdsym.analysis.trajectory import FrameArrays, RunData, load_run, walk
 
 __all__ = ["AngularMomentum", "BondsAndAngles", "Equipartition", "FrameArrays", "RunData",
            "energy_drift", "kinetic_temperatures", "load_run", "walk"]

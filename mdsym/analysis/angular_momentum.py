@@ -6,7 +6,7 @@ Angstrom, velocities in Angstrom/ps, masses in amu); the torque
 ``sum_i F_i`` in eV/Angstrom. Newton: ``dL/dt = tau``, with ``1 eV = 9648.5
 amu Angstrom^2/ps^2``. Velocity Verlet satisfies it exactly in the trapezoid form
 ``L_{n+1} - L_n = dt/2 (tau_n + tau_{n+1})``, so a model with zero torque
-conserves L to round-off. The formulas are ``mdsym.mechanics``'.
+conserves L to round-off. The formulas are ``mdsym.core.mechanics``'.
 
 Under periodic boundary conditions L is not a conserved quantity (the positions
 are not those of an isolated body); only the net force (momentum conservation)
@@ -20,8 +20,8 @@ The functions work on one frame ``(N, 3)`` or on frames ``(F, N, 3)`` alike.
 import numpy as np
 from MDAnalysis.analysis.base import AnalysisBase
 
-from ..mechanics import angular_momentum, net_force, torque
-from .trajectory import EV_IN_AMU_A2_PS2, frame_forces, frame_velocities
+from mdsym.analysis.trajectory import EV_IN_AMU_A2_PS2, frame_forces, frame_velocities
+from mdsym.core.mechanics import angular_momentum, net_force, torque
 
 
 def _rate(time_ps, values):

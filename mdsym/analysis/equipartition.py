@@ -2,7 +2,7 @@
 
 - Per species: ``T_s = 2 K_s / (3 N_s k_B)``.
 - Isolated systems (molecules, clusters): the atoms are split into molecules
-  (``mdsym.molecules``: connected components of the bond graph of the run's
+  (``mdsym.core.molecules``: connected components of the bond graph of the run's
   structure, bonds closer than 1.2 times the sum of covalent radii), and the
   kinetic energy of each into translation of its centre of mass, rigid rotation
   ``1/2 L . I^-1 L`` and the internal rest, with 3, 3 (2 if linear) and
@@ -21,8 +21,8 @@ from ase import units
 from ase.data import chemical_symbols
 from MDAnalysis.analysis.base import AnalysisBase
 
-from ..mechanics import angular_momentum, centre_of_mass, inertia_tensor, rotational_energy
-from .trajectory import EV_IN_AMU_A2_PS2, frame_velocities
+from mdsym.analysis.trajectory import EV_IN_AMU_A2_PS2, frame_velocities
+from mdsym.core.mechanics import angular_momentum, centre_of_mass, inertia_tensor, rotational_energy
 
 
 def _temperature(kinetic_amu, dof):
@@ -32,7 +32,7 @@ def _temperature(kinetic_amu, dof):
 class MoleculeBlocks:
     """The molecules grouped by size: one index array ``(K_s, s)`` per size ``s``, so
     that L and the inertia tensor of all molecules of a size are one call of
-    ``mdsym.mechanics`` per frame (a lone atom, ``s = 1``, does not rotate)."""
+    ``mdsym.core.mechanics`` per frame (a lone atom, ``s = 1``, does not rotate)."""
 
     def __init__(self, groups, masses):
         self.masses = np.asarray(masses, dtype=np.float64)

@@ -4,10 +4,10 @@
 evaluates the model that drove the run on the rotated copies of a quadrature of
 O(3) (all copies of one frame in batches of ``batch_size`` rotations, sharing one
 neighbour list), exactly as ``mdsym equivariance`` does on one structure
-(``mdsym.metrics``): A of the energy (eV) and of the forces (eV/Angstrom) and,
+(``mdsym.symmetry.metrics``): A of the energy (eV) and of the forces (eV/Angstrom) and,
 with ``content=True``, B per (lambda, sigma) sector.
 
-For a symmetrized run the raw model and the symmetrized one (``QuadratureAveragedModel``)
+For a symmetrized run the raw model and the symmetrized one (``SymmetrizedModel``)
 are both measured: ``A_energy`` / ``A_forces`` and ``A_energy_sym`` /
 ``A_forces_sym``. The symmetrized model costs ``G_metrics x G_symmetrizer``
 evaluations per frame, so its A uses the quadrature of ``symmetrized_degree``
@@ -20,18 +20,18 @@ import numpy as np
 from MDAnalysis.analysis.base import AnalysisBase
 from scipy.spatial.transform import Rotation
 
-from ..metrics import equivariance_error, metrics_quadrature, symmetry_content
-from ..rotations import rotate_copies
-from ..symmetrize import Symmetrizer, evaluate_back_rotated
-from ..system import System
-from ..wigner import wigner_d
+from mdsym.core.rotations import rotate_copies
+from mdsym.core.system import System
+from mdsym.symmetry.averaging import evaluate_back_rotated
+from mdsym.symmetry.metrics import equivariance_error, metrics_quadrature, symmetry_content
+from mdsym.symmetry.symmetrized import SymmetrizedModel
+from mdsym.symmetry.wigner import wigner_d
 
 
 def model_of_run(config, model=None):
     """(raw model, symmetrized model or None) that drove a run, from its ``RunConfig``
     (``model``: another model to measure under the run's symmetrization)."""
-    from ..models import load_model
-    from ..models.symmetrized import QuadratureAveragedModel
+    from mdsym.models import load_model
 
     raw = load_model(model if model is not None else config.model, forces=config.forces,
                      dtype=config.dtype if model is None else None)  # the run's precision
@@ -39,8 +39,7 @@ def model_of_run(config, model=None):
     spec = config.symmetrize.outer()
     if str(spec) == "none":
         return raw, None
-    symmetrizer = Symmetrizer(raw, spec, seed=config.seed)
-    return raw, QuadratureAveragedModel(symmetrizer)
+    return raw, SymmetrizedModel(raw, spec, seed=config.seed)
 
 
 def frame_cell(atoms, dimensions) -> np.ndarray:
@@ -68,7 +67,7 @@ def offset_quadrature(quadrature):
     The coset ``R0 G`` is exact to the same degree (Haar measure is invariant) and
     no longer shares G's elements, so A measures the symmetrized model's real error.
     """
-    from ..quadrature import Quadrature
+    from mdsym.symmetry.quadrature import Quadrature
 
     rotations = np.einsum("ij,gjk->gik", OFFSET_ROTATION, quadrature.rotations)
     return Quadrature(f"{quadrature.name}-offset", rotations, quadrature.weights, quadrature.degree,

@@ -33,7 +33,7 @@ positions Angstrom, momenta amu Angstrom/ps (thermo.csv's).
 import numpy as np
 from ase.data import covalent_radii
 
-from .trajectory import energy_rows
+from mdsym.analysis.trajectory import energy_rows
 
 #: MLIP Audit: ``mlipaudit.scoring.ALPHA``, the decay rate of the soft threshold
 MLIPAUDIT_ALPHA = 3.0

@@ -4,7 +4,7 @@ The rotated copies ``g x`` of one structure (a quadrature of O(3) exact to
 ``2 L + 1``) go through the model; each layer's output ``f_layer(g x)``, flattened
 per copy, is a function on O(3) whose squared norm splits over the irreducible
 sectors ``(lambda, sigma)`` exactly as the model's outputs do
-(``mdsym.metrics.symmetry_content``). Following Domina et al. (2026), this shows
+(``mdsym.symmetry.metrics.symmetry_content``). Following Domina et al. (2026), this shows
 where across the layers the model gains or loses symmetry: invariant features have
 all their content in ``(0, +)``, raw Cartesian inputs in ``(1, +)``, and a layer
 that mixes components non-linearly spreads it to higher lambda. Per-atom (node)
@@ -30,9 +30,9 @@ above ``L`` shows as ``residual`` (column "above").
 import numpy as np
 import torch
 
-from ..errors import MdsymError
-from ..metrics import metrics_quadrature, symmetry_content
-from ..wigner import wigner_d
+from mdsym.core.errors import MdsymError
+from mdsym.symmetry.metrics import metrics_quadrature, symmetry_content
+from mdsym.symmetry.wigner import wigner_d
 
 
 def _first_tensor(output):
@@ -79,7 +79,7 @@ def _record_native(model, system, rotations, batch_size) -> dict:
 
 def _record_pet(model, system, rotations, batch_size) -> dict:
     """Every layer of a metatrain PET, batch by batch, checked against its energy."""
-    from ..models.pet_layers import PetLayers
+    from mdsym.models.pet_layers import PetLayers
 
     path = PetLayers(model.model.module, model.name)
     chunks = {}
@@ -101,8 +101,8 @@ def hidden_layer_content(model, system, max_degree: int = 3, inversion: bool = T
     """B per sector for every layer, in forward order:
     ``[{"layer", "kind", "size", "B": [...], "residual"}]``; raises MdsymError
     (one line) when the model's layers cannot be reached."""
-    from ..models.metatomic import MetatomicModel
-    from ..models.native import NativeModel
+    from mdsym.models.metatomic import MetatomicModel
+    from mdsym.models.native import NativeModel
 
     model.check_system(system)
     quadrature = metrics_quadrature(max_degree, inversion)

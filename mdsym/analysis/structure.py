@@ -4,7 +4,7 @@
   MDAnalysis' ``InterRDF``, up to half the shortest box length.
 - Isolated systems: the distributions of bond lengths and bond angles
   (``BondsAndAngles``), bonds being pairs closer than 1.2 times the sum of covalent
-  radii (``mdsym.molecules``), recomputed in every frame used.
+  radii (``mdsym.core.molecules``), recomputed in every frame used.
 
 ``distribution_distance`` is the Wasserstein-1 (earth mover's) distance between
 two distributions on the same kind of axis (Angstrom for g(r) and bonds, degrees
@@ -15,7 +15,7 @@ At most ``max_frames`` frames, evenly spaced, are used.
 import numpy as np
 from MDAnalysis.analysis.base import AnalysisBase
 
-from ..molecules import bonded_pairs
+from mdsym.core.molecules import bonded_pairs
 
 BOND_BINS = np.linspace(0.5, 5.0, 181)
 ANGLE_BINS = np.linspace(0.0, 180.0, 181)

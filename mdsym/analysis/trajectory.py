@@ -29,8 +29,9 @@ import numpy as np
 from ase import units
 from MDAnalysis.analysis.base import AnalysisBase
 
-from ..errors import MdsymError
-from ..rundir import FORCE_TO_KJ_MOL_A, RunDirectory, complete_frames
+from mdsym.core.errors import MdsymError
+from mdsym.md.rundir import RunDirectory, complete_frames
+from mdsym.md.thermo import FORCE_TO_KJ_MOL_A
 
 #: 1 eV in amu Angstrom^2 / ps^2 (about 9648.5)
 EV_IN_AMU_A2_PS2 = (1000.0 * units.fs) ** 2
@@ -151,7 +152,7 @@ def energy_rows(thermo: dict, config) -> np.ndarray:
     a run made with ``config`` (its ``RunConfig``, or None): every row, except under
     multiple time stepping (``mts:K``), where only the outer steps (``step % K == 0``)
     carry the symmetrized model's total energy; between them the held correction
-    lets it wander (``mdsym.engines.mts``). Drift figures are fitted on these rows."""
+    lets it wander (``mdsym.md.mts``). Drift figures are fitted on these rows."""
     steps = np.asarray(thermo["step"]).astype(int)
     interval = config.symmetrize.mts_interval if config is not None else 0
     return steps % interval == 0 if interval > 1 else np.ones(len(steps), bool)

@@ -25,11 +25,11 @@ from pathlib import Path
 
 import torch
 
-from ..errors import MdsymError
-from .analytic import AnalyticModel, SpuriousTerm
-from .base import Model, TorchModel
-from .devices import dtype_name, resolve_device, resolve_dtype
-from .native import NativeModel, load_torchscript
+from mdsym.core.errors import MdsymError
+from mdsym.models.analytic import AnalyticModel, SpuriousTerm
+from mdsym.models.base import Model, TorchModel
+from mdsym.models.devices import dtype_name, resolve_device, resolve_dtype
+from mdsym.models.native import NativeModel, load_torchscript
 
 DEFAULT_ANALYTIC = "analytic:bond2=0.05,vector1=0.05"
 
@@ -75,7 +75,7 @@ def load_model(spec, forces: str = "auto", device=None, dtype=None) -> Model:
         _check_placed(spec, device, dtype)
         return spec
     if isinstance(spec, BaseCalculator):
-        from .ase_calculator import ASECalculatorModel
+        from mdsym.models.ase_calculator import ASECalculatorModel
 
         model = ASECalculatorModel(spec)
         _check_placed(model, device, dtype)
@@ -89,7 +89,7 @@ def load_model(spec, forces: str = "auto", device=None, dtype=None) -> Model:
     python = _PYTHON_OBJECT.match(text)
     if python:
         return load_python(python["path"], python["name"], **placement)
-    from . import shipped
+    from mdsym.models import shipped
 
     if text in shipped.names():
         return load_file(shipped.path(text), name=text, **placement)
@@ -132,7 +132,7 @@ def load_python(path, name, forces: str = "auto", device=None, dtype=None) -> Mo
         except Exception as error:
             raise MdsymError(f"{path}:{name}() failed: {type(error).__name__}: {error}") from None
     if isinstance(found, BaseCalculator):
-        from .ase_calculator import ASECalculatorModel
+        from mdsym.models.ase_calculator import ASECalculatorModel
 
         model = ASECalculatorModel(found, name=f"{path.name}:{name}")
         _check_placed(model, device, dtype)
@@ -156,7 +156,7 @@ def load_file(path, name=None, forces: str = "auto", device=None, dtype=None) ->
     except Exception:
         module = None  # not plain TorchScript: maybe a metatomic model with extensions
     if module is None or hasattr(module, "capabilities"):
-        from .metatomic import MetatomicModel
+        from mdsym.models.metatomic import MetatomicModel
 
         return MetatomicModel(path, name=name, forces=forces, device=device, dtype=dtype)
     return NativeModel(module, name=name or path.stem, forces=forces, device=device, dtype=dtype)
@@ -165,7 +165,7 @@ def load_file(path, name=None, forces: str = "auto", device=None, dtype=None) ->
 def _check_placed(model: Model, device, dtype) -> None:
     """A ready-made model (or an ASE calculator) stays where it is: one line if asked
     for another device or dtype than it has (None and auto ask for nothing)."""
-    from .ase_calculator import ASECalculatorModel
+    from mdsym.models.ase_calculator import ASECalculatorModel
 
     if model.dtype is None:  # not a torch model: no device, its own precision
         what = "an ASE calculator" if isinstance(model, ASECalculatorModel) else "not a torch model"

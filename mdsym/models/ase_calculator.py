@@ -9,9 +9,9 @@ import numpy as np
 from ase import Atoms
 from ase.stress import voigt_6_to_full_3x3_stress
 
-from ..errors import MdsymError
-from ..rotations import rotate_vectors
-from .base import Model, _check_finite
+from mdsym.core.errors import MdsymError
+from mdsym.core.rotations import rotate_vectors
+from mdsym.models.base import Model, check_finite
 
 
 class ASECalculatorModel(Model):
@@ -38,5 +38,5 @@ class ASECalculatorModel(Model):
             except Exception as error:
                 raise MdsymError(f"ASE calculator {self.name} failed: {error}") from None
         results = {key: np.asarray(values, dtype=np.float64) for key, values in out.items()}
-        _check_finite(results, self.name)
+        check_finite(results, self.name)
         return results

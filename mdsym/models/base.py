@@ -20,9 +20,9 @@ import functools
 import numpy as np
 import torch
 
-from ..errors import MdsymError
-from ..rotations import rotate_vectors
-from ..system import System
+from mdsym.core.errors import MdsymError
+from mdsym.core.rotations import rotate_vectors
+from mdsym.core.system import System
 
 PROPERTIES = ("energy", "forces", "stress")
 
@@ -155,7 +155,7 @@ class TorchModel(Model):
             results["stress"] = to_numpy(strain_derivative) / volume
         elif "stress" in properties and system.periodic:
             raise MdsymError(f"model {self.name} cannot compute a stress")
-        _check_finite(results, self.name)
+        check_finite(results, self.name)
         return results
 
 
@@ -177,7 +177,7 @@ def pair_sums(values: torch.Tensor, first: torch.Tensor, second: torch.Tensor, n
     return sums.transpose(0, 1)
 
 
-def _check_finite(results: dict, name: str) -> None:
+def check_finite(results: dict, name: str) -> None:
     for key, value in results.items():
         if not np.all(np.isfinite(value)):
             raise NonFiniteOutput(f"model {name} returned non-finite {key}")

@@ -12,7 +12,7 @@ averaging and everything downstream is the same whatever the device and dtype.
 
 import torch
 
-from ..errors import MdsymError
+from mdsym.core.errors import MdsymError
 
 DEFAULT_DEVICE = "auto"
 DEVICE_HELP = "Where the model runs: cpu, cuda, cuda:N or auto (CUDA when available)."

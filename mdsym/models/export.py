@@ -20,7 +20,7 @@ from metatomic.torch import (
     System,
 )
 
-from ..errors import MdsymError
+from mdsym.core.errors import MdsymError
 
 
 class NativeAsMetatomic(torch.nn.Module):

@@ -15,12 +15,11 @@ only metatomic's consistency check, which compares with the declared dtype, obje
 from pathlib import Path
 
 import numpy as np
-
 import torch
 
-from ..errors import MdsymError
-from .base import TorchModel
-from .devices import dtype_name, resolve_device, resolve_dtype
+from mdsym.core.errors import MdsymError
+from mdsym.models.base import TorchModel
+from mdsym.models.devices import dtype_name, resolve_device, resolve_dtype
 
 DIRECT_FORCE_KEYS = ("non_conservative_force", "non_conservative_forces")
 
@@ -137,7 +136,7 @@ class MetatomicModel(TorchModel):
     def rotated_systems(self, system, rotations) -> list:
         """The metatomic systems of the copies ``r R_g^T`` (no autograd leaves), as
         ``evaluate`` builds them: for measurements inside the model (hidden layers)."""
-        from ..rotations import rotate_vectors
+        from mdsym.core.rotations import rotate_vectors
 
         rotations = torch.as_tensor(rotations, dtype=self.dtype, device=self.device)
         positions = rotate_vectors(torch.as_tensor(system.positions, dtype=self.dtype,

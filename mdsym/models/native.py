@@ -22,9 +22,9 @@ keeps the dtype of its first parameter or buffer (float64 if it has none).
 
 import torch
 
-from ..errors import MdsymError
-from .base import TorchModel
-from .devices import resolve_device, resolve_dtype
+from mdsym.core.errors import MdsymError
+from mdsym.models.base import TorchModel
+from mdsym.models.devices import resolve_device, resolve_dtype
 
 
 class NativeModel(TorchModel):

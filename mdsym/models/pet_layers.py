@@ -48,7 +48,7 @@ Layers, in forward order (``node`` per atom, ``edge`` per neighbour pair):
 
 import torch
 
-from ..errors import MdsymError
+from mdsym.core.errors import MdsymError
 
 #: the energy target whose head and output the layers follow
 TARGET = "energy"

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from mdsym.processes import stop as stop_group  # SIGTERM to the group, then SIGKILL
+from mdsym.md.processes import stop as stop_group  # SIGTERM to the group, then SIGKILL
 
 VENV_BIN = Path(sys.executable).parent
 MDSYM = VENV_BIN / "mdsym"

@@ -62,7 +62,7 @@ def evaluation_counts(line) -> set:
     (("run", "--symmetrize", "o3:99", "--steps", "2", "--out", "r"), 99),
 ], ids=["equivariance --degree 40", "run --symmetrize o3:99"])
 def test_huge_quadratures_ask_for_yes(workspace, args, quadrature_degree):
-    from mdsym.quadrature import cheapest
+    from mdsym.symmetry.quadrature import cheapest
 
     evaluations = len(cheapest(quadrature_degree, inversion=True))
     before = snapshot(workspace)

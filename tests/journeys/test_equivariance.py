@@ -1,7 +1,7 @@
 """Journey 4: `mdsym equivariance --json` on the defaults (pet-ethanol, ethanol).
 
 A of the energy is the RMS deviation over the group of the rotated predictions
-from their average (mdsym/metrics.py), which is exactly the rotational standard
+from their average (mdsym/symmetry/metrics.py), which is exactly the rotational standard
 deviation that a symmetrizing calculator reports (``energy_rot_std``) when it
 averages over the same quadrature; for the forces, A is the RMS over components
 of ``forces_rot_std``. The command and the library must agree.
@@ -17,7 +17,7 @@ from .conftest import mdsym
 
 def test_equivariance_json_matches_the_symmetrizing_calculator(tmp_path):
     from mdsym import MdsymCalculator, load_model
-    from mdsym.cli_support import DEFAULT_MODEL, DEFAULT_STRUCTURE
+    from mdsym.core.defaults import DEFAULT_MODEL, DEFAULT_STRUCTURE, structure_path
 
     out = mdsym("equivariance", "--json", cwd=tmp_path)
     report = json.loads(out.stdout)
@@ -27,7 +27,7 @@ def test_equivariance_json_matches_the_symmetrizing_calculator(tmp_path):
     # pet-ethanol is trained with augmentation: nearly, not exactly, invariant
     assert 0 < A_energy < 0.1 and 0 < A_forces < 0.1, report
 
-    atoms = ase.io.read(DEFAULT_STRUCTURE)
+    atoms = ase.io.read(structure_path(DEFAULT_STRUCTURE))
     calculator = MdsymCalculator(load_model(DEFAULT_MODEL), symmetrize=f"o3:{quadrature['degree']}")
     assert calculator.symmetrizer.quadrature.name == quadrature["name"]
     assert len(calculator.symmetrizer.quadrature) == quadrature["size"]

@@ -4,8 +4,7 @@ being deterministic, its trajectory is the uninterrupted run's to round-off."""
 
 import numpy as np
 
-from .checks import (check_completed_run, read_json, read_thermo, read_trr,
-                     sigkill_after_rows)
+from .checks import check_completed_run, read_json, read_thermo, read_trr, sigkill_after_rows
 from .conftest import mdsym, start_mdsym
 
 STEPS = 300

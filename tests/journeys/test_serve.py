@@ -59,7 +59,7 @@ def write_ipi_xyz(path, atoms):
 
 def test_serve_to_a_real_ipi_server(tmp_path, stop_later):
     from mdsym import MdsymCalculator, load_model
-    from mdsym.cli_support import STRUCTURES
+    from mdsym.core.defaults import STRUCTURES
 
     atoms = ase.io.read(STRUCTURES / f"{STRUCTURE}.xyz")
     write_ipi_xyz(tmp_path / "start.xyz", atoms)

@@ -1,1 +1,0 @@
-"""MD engines: ASE in-process (``ase_md``) and i-PI over sockets (``ipi_md``)."""
