@@ -100,7 +100,7 @@ def _skip_md(monkeypatch):
 #: configuration must hold then; the i-PI engine takes them all
 GIVEN = {
     "model": ("analytic:vector1=0.02", "analytic:vector1=0.02"),
-    "structure": ("cu-cluster-55", CLUSTER),
+    "structure": ("cu-cluster-55", "cu-cluster-55"),  # a shipped structure is recorded by its name
     "engine": ("ipi", "ipi"),
     "ensemble": ("nve", "nve"),
     "thermostat": ("langevin", "langevin"),

@@ -17,7 +17,7 @@ from mdsym.core.defaults import (
     DTYPE_HELP,
     THREADS_HELP,
     YES_HELP,
-    structure_path,
+    structure_reference,
 )
 from mdsym.core.errors import MdsymError
 from mdsym.md.config import AVERAGE_IN_HELP, RunConfig
@@ -120,7 +120,7 @@ def run(resume, out, progress, yes, **options):
         out = resume
     else:
         options.update(_whole_outer_step_defaults(options))
-        config = RunConfig(**dict(options, structure=str(structure_path(options["structure"]))))
+        config = RunConfig(**dict(options, structure=structure_reference(options["structure"])))
         check_cost(_evaluations_per_step(config), yes, f"--symmetrize {config.symmetrize}")
         out = out or str(default_out())
         bar = Progress(config.steps, "MD", enabled=progress)

@@ -59,6 +59,15 @@ YES_HELP = (f"Run even when it costs more than {MAX_EVALUATIONS_WITHOUT_CONSENT}
             "evaluations per step.")
 
 
+def structure_reference(text) -> str:
+    """What a run records for ``--structure``: a shipped structure by its name, any other
+    file by its absolute path (so the run can be analysed and resumed from anywhere)."""
+    text = str(text)
+    if not Path(text).exists() and (STRUCTURES / f"{text}.xyz").exists():
+        return text
+    return str(Path(text).resolve())
+
+
 def structure_path(text) -> Path:
     """A structure file, or the short name of a shipped one (``cu-fcc-108``)."""
     shipped = STRUCTURES / f"{text}.xyz"

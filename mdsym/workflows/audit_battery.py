@@ -8,9 +8,11 @@ from pathlib import Path
 
 import numpy as np
 
+from mdsym.core.defaults import AUDIT_SPECS
 from mdsym.core.errors import MdsymError
 from mdsym.md.rundir import json_default
 
+DEFAULT_SPECS = AUDIT_SPECS
 ANALYTIC_STRUCTURE = "cu-cluster-55"
 
 
