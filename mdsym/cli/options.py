@@ -3,6 +3,7 @@ the options several commands take. Defaults come from ``mdsym.core.defaults``, s
 help shows what the code uses; nothing here imports torch or ASE."""
 
 import functools
+import signal
 import sys
 
 import click
@@ -35,6 +36,8 @@ class OneLineGroup(click.Group):
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        # a batch scheduler's SIGTERM ends a command as Ctrl-C does: runs record "interrupted"
+        signal.signal(signal.SIGTERM, _interrupt)
         try:
             code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except click.exceptions.Abort:
@@ -51,6 +54,10 @@ class OneLineGroup(click.Group):
             click.echo(f"mdsym: error: {error.format_message()}{hint}", err=True)
             sys.exit(error.exit_code)
         sys.exit(code if isinstance(code, int) else 0)
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 def one_line_errors(command):

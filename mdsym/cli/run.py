@@ -17,10 +17,10 @@ from mdsym.core.defaults import (
     DTYPE_HELP,
     THREADS_HELP,
     YES_HELP,
-    structure_reference,
 )
 from mdsym.core.errors import MdsymError
-from mdsym.md.config import AVERAGE_IN_HELP, RunConfig
+from mdsym.core.references import model_reference, structure_reference
+from mdsym.md.config import AVERAGE_IN_HELP, EXECUTION_FIELDS, RunConfig
 
 POSITIVE = click.FloatRange(min=0, min_open=True)
 NON_NEGATIVE = click.FloatRange(min=0)
@@ -104,7 +104,6 @@ def _choice(name):
 def run(resume, out, progress, yes, **options):
     """Run MD with any model, raw or symmetrized, in ASE or i-PI."""
     # start-up time: the engines load only when a run starts
-    # start-up time: the engines load only when a run starts
     from mdsym.core.progress import Progress
     from mdsym.md.run import default_out, read_config, resume_md, run_md
 
@@ -112,15 +111,17 @@ def run(resume, out, progress, yes, **options):
         if out is not None:
             raise MdsymError("--resume continues the run in its own directory: drop --out")
         steps = options["steps"] if given("steps") else None
+        changes = resumed_changes(read_config(resume), options)
         bar = Progress(steps or read_config(resume).steps, "MD", enabled=progress)
         try:
-            info = resume_md(resume, steps=steps, progress=bar)
+            info = resume_md(resume, steps=steps, progress=bar, changes=changes)
         finally:
             bar.close()
         out = resume
     else:
         options.update(_whole_outer_step_defaults(options))
-        config = RunConfig(**dict(options, structure=structure_reference(options["structure"])))
+        config = RunConfig(**dict(options, structure=structure_reference(options["structure"]),
+                                  model=model_reference(options["model"])))
         check_cost(_evaluations_per_step(config), yes, f"--symmetrize {config.symmetrize}")
         out = out or str(default_out())
         bar = Progress(config.steps, "MD", enabled=progress)
@@ -128,6 +129,8 @@ def run(resume, out, progress, yes, **options):
             info = run_md(config, out, progress=bar)
         finally:
             bar.close()
+    for note in info.get("notes", []):
+        click.echo(f"note: {note}", err=True)
     speed = f"{info['steps_per_s']:.1f} steps/s" if info.get("steps_per_s") else ""
     click.echo(f"{info['status']}: {info.get('steps_done')} steps in {out} {speed}")
     if info["status"] == "failed":
@@ -157,3 +160,27 @@ def _whole_outer_step_defaults(options) -> dict:
     if options["engine"] != "ipi" or k < 2:
         return {}
     return {name: -(-options[name] // k) * k for name in ("steps", "stride") if not given(name)}
+
+
+def resumed_changes(config: RunConfig, options: dict) -> dict:
+    """The execution settings the user gave anew to ``--resume`` (``EXECUTION_FIELDS``),
+    as fields to change; one line for a setting that defines the physics and differs from
+    the run's own (those of a resumed run are the run's)."""
+    changes = {}
+    for name, value in options.items():
+        if name == "steps" or not given(name):
+            continue
+        if name == "structure":
+            value = structure_reference(value)
+        elif name == "model":
+            value = model_reference(value)
+        new = config.replace(**{name: value}).to_json()[name]
+        old = config.to_json()[name]
+        if new == old:
+            continue
+        if name not in EXECUTION_FIELDS:
+            option = RunConfig.option(name)
+            raise MdsymError(f"{option} {new} differs from the run's {old}: a resumed run keeps the "
+                             f"settings that define its physics; start a new run with --out")
+        changes[name] = value
+    return changes

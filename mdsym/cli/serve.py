@@ -7,6 +7,7 @@ from mdsym.core.defaults import (
     CORRECTIONS,
     DEFAULT_CORRECTION,
     DEFAULT_DEVICE,
+    DEFAULT_FIRST_MESSAGE_TIMEOUT_S,
     DEFAULT_FORCES,
     DEFAULT_MODEL,
     DEFAULT_SEED,
@@ -61,6 +62,10 @@ from mdsym.core.errors import MdsymError
               help="Seed of the random rotations (--symmetrize random).")
 @click.option("--wait", default=0.0, show_default=True, type=click.FloatRange(min=0),
               help="Keep trying to connect for this many seconds.")
+@click.option("--first-message-timeout", default=DEFAULT_FIRST_MESSAGE_TIMEOUT_S, show_default=True,
+              type=click.FloatRange(min=0, min_open=True),
+              help="Seconds to wait for the server's first message after connecting (a listener "
+                   "that never speaks is not i-PI); waits between requests are not limited.")
 @click.option("--threads", default=DEFAULT_THREADS, show_default=True, help=THREADS_HELP)
 @click.option("--device", default=DEFAULT_DEVICE, show_default=True, help=DEVICE_HELP)
 @click.option("--dtype", type=click.Choice(DTYPE_NAMES), default=None, help=DTYPE_HELP)
@@ -68,7 +73,7 @@ from mdsym.core.errors import MdsymError
 @click.option("--yes", "-y", is_flag=True, help=YES_HELP)
 @one_line_errors
 def serve(model, structure, symmetrize, quadrature, forces, correction, unix, address, port,
-          sockets_prefix, batch_size, seed, wait, threads, device, dtype, quiet, yes):
+          sockets_prefix, batch_size, seed, wait, first_message_timeout, threads, device, dtype, quiet, yes):
     """Serve a model to an i-PI server over a socket (unix or TCP) until it says EXIT.
 
     Exits 0 after i-PI's EXIT; non-zero, with one line, when i-PI closes the
@@ -89,7 +94,8 @@ def serve(model, structure, symmetrize, quadrature, forces, correction, unix, ad
                                   correction=correction)
     log = (lambda message: None) if quiet else log_to_stderr()
     client = Client(potential, unix=unix, address=address, port=port,
-                    sockets_prefix=sockets_prefix, wait=wait, log=log)
+                    sockets_prefix=sockets_prefix, wait=wait, log=log,
+                    first_message_timeout=first_message_timeout)
     log(f"connected; {describe(potential, structure, quadrature)}")
     client.serve()  # i-PI closing without EXIT: ServerClosed, one line, exit 2
     log(f"i-PI said EXIT after {potential.calls} evaluations; bye")

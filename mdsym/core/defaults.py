@@ -34,6 +34,10 @@ CORRECTIONS = ("none", "raw", "direct")
 DEFAULT_CORRECTION = "none"
 #: i-PI's ``<simulation sockets_prefix>``: unix socket NAME is the file PREFIX + NAME
 DEFAULT_SOCKETS_PREFIX = "/tmp/ipi_"
+#: seconds ``mdsym serve`` waits for the server's first message after connecting: i-PI
+#: polls its clients every few milliseconds once it runs; a listener that never speaks is
+#: not i-PI. The waits between requests are never limited (i-PI may pause for minutes).
+DEFAULT_FIRST_MESSAGE_TIMEOUT_S = 60.0
 
 # o3:auto (mdsym.symmetry.auto_degree)
 #: default tolerance of ``o3:auto`` (eV/Angstrom, RMS per force component): well
@@ -57,15 +61,6 @@ DEFAULT_CONTENT_DEGREE = 3
 MAX_EVALUATIONS_WITHOUT_CONSENT = 1000
 YES_HELP = (f"Run even when it costs more than {MAX_EVALUATIONS_WITHOUT_CONSENT} model "
             "evaluations per step.")
-
-
-def structure_reference(text) -> str:
-    """What a run records for ``--structure``: a shipped structure by its name, any other
-    file by its absolute path (so the run can be analysed and resumed from anywhere)."""
-    text = str(text)
-    if not Path(text).exists() and (STRUCTURES / f"{text}.xyz").exists():
-        return text
-    return str(Path(text).resolve())
 
 
 def structure_path(text) -> Path:

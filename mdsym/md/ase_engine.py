@@ -103,14 +103,15 @@ def run_ase(context: RunContext, rundir: RunDirectory, resume: bool = False, pro
     ``context``: the run's ``RunContext`` (or its configuration, to build one)."""
     context = RunContext.of(context, "ase")
     config = context.config
-    atoms, start_step, exchanged, held = start_state(context, rundir, resume)
+    atoms, start_step, exchanged, held, notes = start_state(context, rundir, resume)
     # the random streams of a resumed segment are seeded by the step it starts at
     segment_seed = config.seed + start_step
     dynamics, symmetrized, results = integrator(context, atoms, start_step, held, segment_seed)
     dynamics.transferred_energy = exchanged
     result = {"status": "running", "reason": None, "time_to_failure_fs": None,
-              "start_step": start_step, "device": str(context.model.device)}
-    record = StepRecord(dynamics, start_step, config.timestep_fs, resume, symmetrized, results)
+              "start_step": start_step, "device": str(context.model.device), "notes": notes}
+    record = StepRecord(dynamics, start_step, config.timestep_fs, resume, symmetrized, results,
+                        first_row_missing=bool(notes))
     # bonds are judged against the run's initial structure, also after a resume
     monitor = context.monitor(read_structure(rundir.structure),
                               config.temperature_K or atoms.get_temperature())
@@ -147,16 +148,25 @@ def run_ase(context: RunContext, rundir: RunDirectory, resume: bool = False, pro
 
 
 def start_state(context: RunContext, rundir: RunDirectory, resume: bool):
-    """``(atoms, start step, exchanged energy, held MTS correction)``: the checkpoint's
-    (the rows and frames after it dropped), or the run's structure with initial velocities."""
+    """``(atoms, start step, exchanged energy, held MTS correction, notes)``: the
+    checkpoint's (the rows and frames after it dropped), or the run's structure with
+    initial velocities. A note says when the checkpoint's own row was cut off (it is
+    written again from the checkpoint)."""
+    notes = []
     if resume:
         atoms, start_step, exchanged, held = read_checkpoint(rundir)
-        rundir.truncate_after(start_step)
+        last_row = rundir.truncate_after(start_step)
+        if last_row != start_step:
+            notes.append(f"thermo.csv's row of step {start_step} was cut off (last whole row: "
+                         f"{last_row}): written again from the checkpoint")
+            if last_row is not None and last_row < start_step - 1:
+                notes.append(f"thermo.csv lacks the rows of steps {last_row + 1} to {start_step - 1}: "
+                             "the file was cut further back than a kill leaves it")
     else:
         atoms, start_step, exchanged, held = read_structure(rundir.structure), 0, 0.0, None
         initial_velocities(atoms, context.config.temperature_K, context.config.seed)
     context.model.check_system(System.from_atoms(atoms))
-    return atoms, start_step, exchanged, held
+    return atoms, start_step, exchanged, held, notes
 
 
 def integrator(context: RunContext, atoms, start_step: int, held, seed: int):

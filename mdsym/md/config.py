@@ -60,6 +60,11 @@ AVERAGE_IN_HELP = (
     "step, improper half the time, where mdsym turns it by a proper rotation). "
     "Fixes, random, o3:auto and mts need driver.")
 
+#: what a resumed run may change: how it executes, not what it computes (every other
+#: field defines the physics of the run and is refused when it differs)
+EXECUTION_FIELDS = frozenset(("threads", "device", "batch_size", "socket", "port", "address",
+                              "drivers", "latency_s", "checkpoint_stride"))
+
 # the stability monitors' defaults (``mdsym.md.monitors.MonitorSettings`` uses them too)
 DEFAULT_MIN_DISTANCE_A = 0.5
 DEFAULT_MAX_TEMPERATURE_FACTOR = 5.0
@@ -154,6 +159,11 @@ class RunConfig:
     @classmethod
     def choices(cls, name: str) -> tuple:
         return cls.__dataclass_fields__[name].metadata["choices"]
+
+    @classmethod
+    def option(cls, name: str) -> str:
+        """The command-line option that sets field ``name`` (for messages)."""
+        return cls.__dataclass_fields__[name].metadata["option"] or name
 
     # --- from Python and from run.json -----------------------------------------------
 

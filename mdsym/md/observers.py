@@ -27,21 +27,25 @@ class StopRun(Exception):
 
 class StepRecord:
     """The step an observer sees: ``step``, ``row`` (None for the first step of a
-    resumed segment, already written by the segment before) and ``forces``."""
+    resumed segment, already written by the segment before, unless that row was cut
+    off) and ``forces``."""
 
     def __init__(self, dynamics, start_step: int, timestep_fs: float, resume: bool, symmetrized,
-                 results):
+                 results, first_row_missing: bool = False):
         """``symmetrized``: the ``SymmetrizedModel`` behind the forces (its degree);
-        ``results``: a function giving the current step's energy and forces."""
+        ``results``: a function giving the current step's energy and forces;
+        ``first_row_missing``: a resumed segment writes its first row again (the
+        checkpoint's step, whose row a kill cut off)."""
         self.dynamics, self.atoms = dynamics, dynamics.atoms
         self.start_step, self.timestep_fs, self.resume = start_step, timestep_fs, resume
+        self.first_row_missing = first_row_missing
         self.symmetrized, self.results = symmetrized, results
         self.masses = self.atoms.get_masses()
         self.step, self.row, self.forces = start_step, None, None
 
     def __call__(self) -> None:
         self.step = self.start_step + self.dynamics.nsteps
-        if self.step == self.start_step and self.resume:
+        if self.resumed_start and not self.first_row_missing:
             self.row = None
             return
         atoms, results = self.atoms, self.results()
@@ -55,6 +59,11 @@ class StepRecord:
             energy_rot_std_eV=results.get("energy_rot_std", 0.0),
             forces_rot_std_eVA=float(np.sqrt(np.mean(results["forces_rot_std"] ** 2))),
             symmetrize_degree=degree if degree is not None else float("nan"))
+
+    @property
+    def resumed_start(self) -> bool:
+        """The first step of a resumed segment: its frame and checkpoint exist already."""
+        return self.resume and self.step == self.start_step
 
 
 class ThermoWriter:
@@ -74,7 +83,8 @@ class FrameWriter:
 
     def due(self) -> bool:
         record = self.record
-        return record.row is not None and (record.step % self.stride == 0 or record.step == self.total)
+        return (record.row is not None and not record.resumed_start
+                and (record.step % self.stride == 0 or record.step == self.total))
 
     def __call__(self) -> None:
         if self.due():

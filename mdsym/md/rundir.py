@@ -77,6 +77,7 @@ class RunDirectory:
     def write_info(self, info: dict) -> None:
         """Write run.json atomically (a kill never leaves it half written)."""
         fd, tmp = tempfile.mkstemp(dir=self.path, prefix=".run.json.")
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600: run.json is a file like the others
         with os.fdopen(fd, "w") as handle:
             json.dump(info, handle, indent=2, default=json_default)
             handle.flush()
@@ -156,19 +157,51 @@ class RunDirectory:
         return {name: table[:, k] if k < len(header) else np.full(len(table), np.nan)
                 for k, name in enumerate(THERMO_COLUMNS)}
 
-    def truncate_after(self, last_step: int) -> None:
-        """Drop thermo rows and frames after ``last_step`` (resume without duplicates)."""
-        thermo = self.read_thermo()
-        keep = thermo["step"] <= last_step
-        with open(self.thermo, "w") as handle:
-            handle.write(HEADER)
-        for k in np.flatnonzero(keep):
-            self.append_thermo({c: thermo[c][k] for c in THERMO_COLUMNS})
+    def whole_thermo_lines(self) -> list:
+        """``(step, line)`` of thermo.csv's rows up to the first that is not whole (cut
+        mid-line by a kill: no end of line, missing cells or an unreadable step)."""
+        lines = self.thermo.read_text().splitlines(keepends=True)
+        width = len(lines[0].split(",")) if lines else 0
+        rows = []
+        for line in lines[1:]:
+            cells = line.split(",")
+            step = _step_of(cells[0])
+            if not line.endswith("\n") or len(cells) != width or step is None:
+                break
+            rows.append((step, line))
+        return rows
+
+    def truncate_after(self, last_step: int):
+        """Drop thermo rows and frames after ``last_step`` (resume without duplicates),
+        and a cut last row. The rows kept stay byte for byte as they were. Returns the
+        step of the last row kept (None when none is)."""
+        kept = [(step, line) for step, line in self.whole_thermo_lines() if step <= last_step]
+        header = self.thermo.read_text().splitlines(keepends=True)[0]
+        tmp = self.thermo.with_name(".thermo.csv.tmp")
+        tmp.write_text(header + "".join(line for _, line in kept))
+        os.replace(tmp, self.thermo)
         frames = complete_frames(self.trajectory)
-        kept = [(start, end) for start, end, step in frames if step <= last_step]
-        end = kept[-1][1] if kept else 0
+        kept_frames = [(start, end) for start, end, step in frames if step <= last_step]
+        end = kept_frames[-1][1] if kept_frames else 0
         with open(self.trajectory, "r+b") as handle:
             handle.truncate(end)
+        return kept[-1][0] if kept else None
+
+
+def _step_of(text: str):
+    """The step a thermo.csv row starts with (an integer; earlier versions could write
+    ``48.0``), or None when it is not one."""
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return int(value) if np.isfinite(value) and value == int(value) and value >= 0 else None
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def complete_frames(path) -> list:

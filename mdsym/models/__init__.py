@@ -21,6 +21,7 @@ is used as it is: it must already be where they say. ASE calculators have neithe
 """
 
 import re
+import zipfile
 from pathlib import Path
 
 import torch
@@ -151,6 +152,9 @@ def load_file(path, name=None, forces: str = "auto", device=None, dtype=None) ->
     path = Path(path)
     if not path.is_file():
         raise MdsymError(f"model file not found: {path}")
+    if not zipfile.is_zipfile(path):  # TorchScript and metatomic files are zip archives
+        raise MdsymError(f"cannot load {path}: not a model file (a metatomic or TorchScript .pt "
+                         "is a zip archive written by torch: AtomisticModel.save, torch.jit.save)")
     try:
         module = torch.jit.load(str(path), map_location="cpu")
     except Exception:

@@ -33,7 +33,7 @@ import time
 
 import numpy as np
 
-from mdsym.core.defaults import DEFAULT_SOCKETS_PREFIX
+from mdsym.core.defaults import DEFAULT_FIRST_MESSAGE_TIMEOUT_S, DEFAULT_SOCKETS_PREFIX
 from mdsym.core.errors import MdsymError
 from mdsym.core.system import System
 from mdsym.serving import ipi_protocol as p
@@ -121,8 +121,13 @@ class Client:
 
     def __init__(self, potential: Potential, unix: str = None, address: str = "localhost",
                  port: int = None, sockets_prefix: str = DEFAULT_SOCKETS_PREFIX,
-                 wait: float = 0.0, log=None):
+                 wait: float = 0.0, log=None, first_message_timeout=DEFAULT_FIRST_MESSAGE_TIMEOUT_S):
+        """``first_message_timeout``: seconds to wait for the server's first message after
+        connecting (None: forever); the waits between a healthy server's requests are
+        never limited."""
         self.potential = potential
+        self.first_message_timeout = first_message_timeout
+        self.where = f"unix socket {unix_path(unix, sockets_prefix)}" if unix else f"{address}:{port}"
         self.log = log or (lambda message: None)
         self.sock = connect(unix, address, port, sockets_prefix, wait)
         self.batch = 1
@@ -144,6 +149,7 @@ class Client:
         (i-PI killed or crashed, or refusing this client before INIT).
         """
         try:
+            self.first_message()
             while True:
                 message = bytes(p.recv_exact(self.sock, p.HEADER_LENGTH))
                 if message == p.STATUS:
@@ -173,6 +179,19 @@ class Client:
                 "evaluations: it was killed or crashed (see i-PI's output)") from None
         finally:
             self.close()
+
+    def first_message(self) -> None:
+        """Wait at most ``first_message_timeout`` for the server to speak (a listener that
+        is not i-PI would leave the client waiting forever), then answer it as any other."""
+        self.sock.settimeout(self.first_message_timeout)
+        try:
+            self.sock.recv(p.HEADER_LENGTH, socket.MSG_PEEK)
+        except (TimeoutError, socket.timeout):
+            raise MdsymError(
+                f"the server on {self.where} said nothing for {self.first_message_timeout:g} s "
+                "after the connection: is it an i-PI server? (--first-message-timeout)") from None
+        finally:
+            self.sock.settimeout(None)
 
     def receive_init(self):
         p.recv_int(self.sock)  # replica id: unused

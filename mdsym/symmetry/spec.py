@@ -72,6 +72,9 @@ class SymmetrizeSpec:
         if not parts:
             return cls()
         fields, modes, intervals = {}, [], []
+        for fix in ("netforce", "nettorque"):
+            if parts.count(fix) > 1:
+                raise MdsymError(f"{text!r} names {fix} {parts.count(fix)} times: keep one")
         for part in parts:
             if part == "netforce":
                 fields["remove_net_force"] = True
