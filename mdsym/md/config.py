@@ -297,7 +297,7 @@ def _checked(item, value):
     name, meta = item.name, item.metadata
     option = meta["option"] or name
     if name == "symmetrize":
-        from mdsym.symmetry.spec import SymmetrizeSpec
+        from mdsym.symmetry.spec import SymmetrizeSpec  # start-up time: the CLI loads this, spec loads numpy
 
         return SymmetrizeSpec.parse(value)
     if name == "model" and not isinstance(value, (str, os.PathLike)):

@@ -10,8 +10,13 @@ i-PI engine runs it in its ``mdsym serve`` clients, and needs only the checks.
 from dataclasses import dataclass
 
 from mdsym.core.errors import MdsymError
+from mdsym.core.system import System, read_structure
 from mdsym.core.threads import configure_threads
 from mdsym.md.config import RunConfig
+from mdsym.md.monitors import MonitorSettings, StabilityMonitor
+from mdsym.models import load_model
+from mdsym.models.devices import dtype_name
+from mdsym.serving.ase_calculator import MdsymCalculator
 
 
 @dataclass(frozen=True, eq=False)
@@ -27,10 +32,6 @@ class RunContext:
     def build(cls, config, atoms=None) -> "RunContext":
         """Check ``config`` (a ``RunConfig`` or a dict of its fields) against its
         structure (or ``atoms``) and model; one clear line for the first problem."""
-        from mdsym.core.system import System, read_structure
-        from mdsym.models import load_model
-        from mdsym.models.devices import dtype_name
-
         config = RunConfig.coerce(config)
         atoms = atoms if atoms is not None else read_structure(config.structure)
         system = System.from_atoms(atoms)
@@ -63,14 +64,10 @@ class RunContext:
     def calculator(self, seed: int):
         """An ASE calculator of the run's model under its symmetrization; ``seed``
         seeds its random rotations."""
-        from mdsym.serving.ase_calculator import MdsymCalculator
-
         return MdsymCalculator(self.model, self.config.symmetrize,
                                batch_size=self.config.batch_size, seed=seed)
 
     def monitor(self, initial_atoms, reference_temperature_K):
         """The stability monitors, bonds judged against ``initial_atoms``."""
-        from mdsym.md.monitors import MonitorSettings, StabilityMonitor
-
         return StabilityMonitor(initial_atoms, reference_temperature_K,
                                 MonitorSettings.from_config(self.config))

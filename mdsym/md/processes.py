@@ -10,6 +10,7 @@ children go with it); ``start`` also asks Linux to signal the child when mdsym d
 even by SIGKILL, so a killed ``mdsym run`` leaves no i-PI or client behind.
 """
 
+import ctypes
 import os
 import shutil
 import signal
@@ -78,8 +79,6 @@ def _die_with_parent():
     """Child side of Popen (Linux): get SIGTERM when the parent dies, even by SIGKILL
     (PR_SET_PDEATHSIG), so i-PI soft-exits and writes its RESTART."""
     try:
-        import ctypes
-
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
     except Exception:  # not Linux: the parent's cleanup still stops the child
         pass

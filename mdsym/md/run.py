@@ -14,6 +14,7 @@ from mdsym.core.errors import MdsymError
 from mdsym.core.system import read_structure
 from mdsym.md.config import EXECUTION_FIELDS, RunConfig
 from mdsym.md.context import RunContext
+from mdsym.md.processes import command_for
 from mdsym.md.rundir import RunDirectory
 from mdsym.md.thermo import THERMO_UNITS
 
@@ -36,10 +37,10 @@ def now() -> str:
 
 def _engine(name):
     if name == "ase":
-        from mdsym.md.ase_engine import run_ase
+        from mdsym.md.ase_engine import run_ase  # start-up time: only the engine the run uses
 
         return run_ase
-    from mdsym.md.ipi_engine.run import run_ipi
+    from mdsym.md.ipi_engine.run import run_ipi  # start-up time: only the engine the run uses (i-PI's code)
 
     return run_ipi
 
@@ -51,8 +52,6 @@ def run_md(config, out, progress=None, overwrite: bool = False) -> dict:
     context = RunContext.build(config, read_structure(config.structure))
     config = context.config  # with the precision the model runs in
     if config.engine == "ipi":
-        from mdsym.md.processes import command_for
-
         command_for("i-pi")  # no i-PI: one line now, before a run directory exists
     rundir = RunDirectory(out)
     if rundir.info.exists() and never_started(rundir, rundir.read_info()):

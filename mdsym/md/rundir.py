@@ -94,7 +94,7 @@ class RunDirectory:
         MDAnalysis' xdr library opens TRR files only for reading or writing, so the
         frame is written to a scratch file and its bytes appended to the trajectory.
         """
-        from MDAnalysis.lib.formats.libmdaxdr import TRRFile
+        from MDAnalysis.lib.formats.libmdaxdr import TRRFile  # start-up time: MDAnalysis, for frames only
 
         box = np.asarray(cell, dtype=np.float64) / 10.0 if pbc else np.zeros((3, 3))
         fd, tmp = tempfile.mkstemp(dir=self.path, suffix=".trr")
@@ -125,7 +125,7 @@ class RunDirectory:
         with the masses of structure.xyz (ASE's, or the file's own ``masses``, e.g.
         deuterium), so those replace the guess.
         """
-        import MDAnalysis as mda
+        import MDAnalysis as mda  # start-up time: MDAnalysis, for frames only
 
         for required in (self.structure, self.trajectory):
             if not required.exists():
@@ -206,7 +206,7 @@ def _umask() -> int:
 
 def complete_frames(path) -> list:
     """``(start, end, step)`` byte ranges of the whole frames of a TRR file."""
-    from MDAnalysis.lib.formats.libmdaxdr import TRRFile
+    from MDAnalysis.lib.formats.libmdaxdr import TRRFile  # start-up time: MDAnalysis, for frames only
 
     if not Path(path).exists() or Path(path).stat().st_size == 0:
         return []

@@ -22,7 +22,10 @@ JSON extras ``{"energy_rot_std": eV, "forces_rot_std": eV/A}`` (the latter is th
 RMS over atoms and components) whenever ``--symmetrize`` averages over rotations.
 """
 
+import torch
+
 from mdsym.core.defaults import (
+    CORRECTIONS,
     DEFAULT_CORRECTION,
     DEFAULT_DEVICE,
     DEFAULT_FORCES,
@@ -33,8 +36,13 @@ from mdsym.core.defaults import (
     DEFAULT_THREADS,
     structure_path,
 )
+from mdsym.core.errors import MdsymError
+from mdsym.core.system import read_structure
 from mdsym.core.threads import configure_threads
+from mdsym.models import load_model
 from mdsym.models.devices import dtype_name
+from mdsym.serving.ipi_client import Potential, load_quadrature
+from mdsym.symmetry.spec import SymmetrizeSpec
 
 
 def serving_potential(model=DEFAULT_MODEL, structure=DEFAULT_STRUCTURE,
@@ -47,10 +55,6 @@ def serving_potential(model=DEFAULT_MODEL, structure=DEFAULT_STRUCTURE,
     None: the model's own; ``correction`` (``CORRECTIONS``): what is subtracted, for
     the outer force of i-PI's multiple time stepping. Also sets torch's threads
     (``configure_threads``: one thread below 256 atoms)."""
-    from mdsym.core.system import read_structure
-    from mdsym.models import load_model
-    from mdsym.serving.ipi_client import Potential, load_quadrature
-
     atoms = read_structure(structure_path(structure))
     configure_threads(str(threads), len(atoms))
     served_forces, subtracted_forces = correction_forces(correction, forces, symmetrize, quadrature)
@@ -70,10 +74,6 @@ def serving_potential(model=DEFAULT_MODEL, structure=DEFAULT_STRUCTURE,
 def correction_forces(correction, forces, symmetrize, quadrature=None) -> tuple:
     """``(served, subtracted)`` forces (``--forces`` values) of a correction mode;
     ``subtracted`` None when nothing is subtracted. One line for what makes no sense."""
-    from mdsym.core.defaults import CORRECTIONS
-    from mdsym.core.errors import MdsymError
-    from mdsym.symmetry.spec import SymmetrizeSpec
-
     correction = str(correction)
     if correction not in CORRECTIONS:
         raise MdsymError(f"correction must be one of {', '.join(CORRECTIONS)}, not {correction!r}")
@@ -94,8 +94,6 @@ def correction_forces(correction, forces, symmetrize, quadrature=None) -> tuple:
 
 def describe(potential, structure, quadrature=None) -> str:
     """One line saying what is served (model, symmetrization, structure, device, threads)."""
-    import torch
-
     spec = f"quadrature {quadrature}" if quadrature else str(potential.symmetrizer.spec)
     inner = potential.symmetrizer.inner
     if inner is not None:  # correction mode
