@@ -20,7 +20,7 @@ import json
 
 from common import RESULTS, pin_threads
 
-from mdsym.md.ipi_engine.input import ipi_grids  # one definition, in the package
+from mdsym.md.ipi_engine.rotation_grid import ipi_grids  # one definition, in the package
 
 
 def symcalc_size(degree: int) -> int:

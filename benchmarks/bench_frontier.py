@@ -227,10 +227,10 @@ A_FRAMES = 2
 
 def A_of_ipi_grid(model, row, out, indices) -> float:
     """A of the forces of the model averaged over i-PI's ``<ffrotations>`` grid of the
-    row's degree (``mdsym.md.ipi_engine.input.RotationGrid``), on frames ``indices`` of the run
+    row's degree (``mdsym.md.ipi_engine.rotation_grid.RotationGrid``), on frames ``indices`` of the run
     in ``out`` (``mdsym analyze`` would measure mdsym's own o3:L grid of that degree)."""
     from mdsym.analysis.trajectory import load_run
-    from mdsym.md.ipi_engine.input import RotationGrid
+    from mdsym.md.ipi_engine.rotation_grid import RotationGrid
     from mdsym.models import load_model
     from mdsym.symmetry.spec import SymmetrizeSpec
     from mdsym.symmetry.symmetrized import SymmetrizedModel
@@ -244,7 +244,7 @@ def A_of_ipi_grid(model, row, out, indices) -> float:
 def ipi_grid_size(row):
     """Force requests per step of ``ffrotations:L`` (None where this mdsym has no such grid)."""
     try:
-        from mdsym.md.ipi_engine.input import RotationGrid
+        from mdsym.md.ipi_engine.rotation_grid import RotationGrid
         from mdsym.symmetry.spec import SymmetrizeSpec
 
         return len(RotationGrid.for_spec(SymmetrizeSpec.parse(f"o3:{row[len(FFROTATIONS):]}")).quadrature)

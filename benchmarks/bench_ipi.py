@@ -53,8 +53,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 from mdsym.core.defaults import structure_path
 from mdsym.md.ipi_engine import input as ipi_input  # noqa: E402
-from mdsym.md.ipi_engine.input import ipi_rotation_grid  # noqa: E402
-from mdsym.md.ipi_engine.run import initial_velocities  # noqa: E402
+from mdsym.md.ipi_engine.rotation_grid import ipi_rotation_grid  # noqa: E402
+from mdsym.md.ipi_engine.segment_input import initial_velocities  # noqa: E402
 from mdsym.md.ipi_engine.supervisor import run_input  # noqa: E402
 from mdsym.md.processes import mdsym_command  # noqa: E402
 

@@ -139,9 +139,10 @@ def test_angular_momentum_analysis_base(aniso_run):
 
 def test_L_from_ase_and_ipi_runs_agree(tmp_path):
     from mdsym.md.ipi_engine import run as ipi_md
+    from mdsym.md.ipi_engine.segment_input import initial_velocities
     model, steps, dt_fs, seed, temperature = "analytic:vector1=0.05", 10, 1.0, 3, 300.0
     atoms = ase.io.read(CLUSTER)
-    velocities = ipi_md.initial_velocities(atoms, temperature, seed)
+    velocities = initial_velocities(atoms, temperature, seed)
     ase_run = make_run(tmp_path / "ase", model=model, steps=steps, dt_fs=dt_fs, velocities=velocities)
     rundir = RunDirectory(tmp_path / "ipi")
     rundir.create(atoms)

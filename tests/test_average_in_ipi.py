@@ -17,8 +17,8 @@ from click.testing import CliRunner
 from mdsym.core.system import System
 from mdsym.md.config import CONFIG_VERSION, RunConfig
 from mdsym.md.ipi_engine import input as ipi_input
-from mdsym.md.ipi_engine.input import RotationGrid, ipi_rotation_grid
-from mdsym.md.ipi_engine.run import rotation_grid, run_ipi
+from mdsym.md.ipi_engine.rotation_grid import RotationGrid, ipi_rotation_grid, rotation_grid
+from mdsym.md.ipi_engine.run import run_ipi
 from mdsym.md.processes import mdsym_command, stop
 from mdsym.md.rundir import RunDirectory
 from mdsym.models import load_model
@@ -295,7 +295,9 @@ def test_a_restart_puts_the_socket_back_inside_ffrotations(tmp_path, one_driver,
     from ipi.inputs.simulation import InputSimulation
     from ipi.utils.io.inputs import io_xml
 
-    from mdsym.md.ipi_engine.run import IpiRun, Socket, restart_input
+    from mdsym.md.ipi_engine.prepare import IpiRun
+    from mdsym.md.ipi_engine.segment_input import restart_input
+    from mdsym.md.ipi_engine.sockets import Socket
 
     reference, _ = one_driver
     checkpoint = reference.path / "ipi" / "RESTART"

@@ -209,7 +209,8 @@ def test_ipi_engine_serves_in_the_requested_dtype(tmp_path):
     """`run --engine ipi --dtype float32`: the `mdsym serve` client gets --device and
     --dtype, and i-PI's first energy is the float32 model's."""
     from mdsym.md.config import RunConfig
-    from mdsym.md.ipi_engine.run import Socket, serve_command
+    from mdsym.md.ipi_engine.clients import serve_command
+    from mdsym.md.ipi_engine.sockets import Socket
 
     command = serve_command(RunConfig(model="analytic", device="cpu", dtype="float32"), ETHANOL,
                             Socket("unix", "x"))

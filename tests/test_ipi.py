@@ -47,7 +47,7 @@ def unique_name(tag="t") -> str:
 
 
 def cluster_with_velocities(seed=1, temperature=300.0):
-    from mdsym.md.ipi_engine.run import initial_velocities
+    from mdsym.md.ipi_engine.segment_input import initial_velocities
 
     atoms = ase.io.read(CLUSTER)
     atoms.set_velocities(initial_velocities(atoms, temperature, seed))
@@ -161,7 +161,7 @@ def test_ipi_engine_logs_the_degree_behind_every_row_as_ase_does(tmp_path):
 
 
 def test_ffrotations_over_two_serves_matches_in_driver_averaging(tmp_path):
-    from mdsym.md.ipi_engine.input import ipi_rotation_grid
+    from mdsym.md.ipi_engine.rotation_grid import ipi_rotation_grid
 
     atoms = cluster_with_velocities()
     model = "analytic:bond2=0.05,vector1=0.05,vector3-=0.02"
@@ -615,7 +615,10 @@ def test_every_cli_input_is_accepted_by_ipis_own_parser(tmp_path, monkeypatch, e
     from ipi.utils.io.inputs import io_xml
 
     from mdsym.md.config import RunConfig
-    from mdsym.md.ipi_engine.run import IpiRun, Socket, first_input, rotation_grid
+    from mdsym.md.ipi_engine.prepare import IpiRun
+    from mdsym.md.ipi_engine.rotation_grid import rotation_grid
+    from mdsym.md.ipi_engine.segment_input import first_input
+    from mdsym.md.ipi_engine.sockets import Socket
 
     atoms = ase.io.read(CLUSTER)
     config = RunConfig(model="analytic", structure=str(CLUSTER), engine="ipi", ensemble=ensemble,

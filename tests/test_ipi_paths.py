@@ -262,7 +262,7 @@ def test_pimd_with_one_and_two_plugin_clients_is_bit_identical(tmp_path):
     """4-bead PIMD of ethanol, i-PI's python driver running the plugin with no options:
     one client, then two sharing the beads, give the same trajectory bit for bit."""
     from mdsym.md.ipi_engine.input import Dynamics, simulation, socket, to_text
-    from mdsym.md.ipi_engine.run import initial_velocities
+    from mdsym.md.ipi_engine.segment_input import initial_velocities
     from mdsym.md.processes import start, stop
 
     atoms = ethanol()

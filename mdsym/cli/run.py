@@ -144,7 +144,7 @@ def run(resume, out, progress, yes, **options):
 def _evaluations_per_step(config) -> int:
     """Model evaluations per force call: the spec's, or i-PI's grid when i-PI averages."""
     if config.average_in == "ipi":
-        from mdsym.md.ipi_engine.run import rotation_grid  # start-up time
+        from mdsym.md.ipi_engine.rotation_grid import rotation_grid  # start-up time
 
         return len(rotation_grid(config).quadrature)
     return config.symmetrize.evaluations_per_call()

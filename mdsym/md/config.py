@@ -49,7 +49,7 @@ THERMOSTATS = ("svr", "langevin")
 SOCKETS = ("unix", "tcp")
 #: where an ``o3:L`` / ``so3:L`` average is taken under the i-PI engine: in each
 #: ``mdsym serve`` client (batched), or by i-PI's own ``<ffrotations>``, which spreads
-#: the rotations of one step over raw clients (``mdsym.md.ipi_engine.input.RotationGrid``)
+#: the rotations of one step over raw clients (``mdsym.md.ipi_engine.rotation_grid.RotationGrid``)
 AVERAGE_IN = ("driver", "ipi")
 AVERAGE_IN_HELP = (
     "i-PI engine: where the rotations of --symmetrize o3:L / so3:L are averaged. driver: each "

@@ -14,6 +14,12 @@ What i-PI writes (``OUTPUT_FILES``), per output prefix: ``thermo`` (the properti
 ``THERMO``, every step), ``pos/vel/frc.bin`` (centroid positions, velocities and
 forces, every step, at full precision), ``extras_0`` (the rotational std that
 ``mdsym serve`` returns when it averages, bead 0) and ``RESTART`` (checkpoints).
+
+A restart is i-PI's checkpoint (a complete input) edited: ``restarted`` gives it a new
+output prefix and run length and moves its sockets, ``readdressed`` moves each socket
+of a multiple-time-step run to its own address. Which grid ``<ffrotations>`` averages
+over is ``mdsym.md.ipi_engine.rotation_grid``'s, reading a checkpoint
+``mdsym.md.ipi_engine.checkpoints``'.
 """
 
 import dataclasses
@@ -149,7 +155,7 @@ def socket(name: str, mode: str, address: str, port=None, pbc=False, latency=1e-
 def rotations(name: str, inner: ET.Element, grid_mode="lebedev", grid_order=1,
               inversion=False, random=False) -> ET.Element:
     """An ``<ffrotations>`` around the socket ``inner``: i-PI averages over its own grid,
-    one request per rotation (``ipi_rotation_grid`` is the same grid in mdsym);
+    one request per rotation (``rotation_grid.ipi_rotation_grid`` is the same grid in mdsym);
     ``random``: the grid turned by a fresh random O(3) element at every evaluation."""
     ff = _element("ffrotations", name=name)
     _child(ff, "random", bool(random))
@@ -338,118 +344,3 @@ def readdressed(root: ET.Element, sockets: dict) -> ET.Element:
             continue
         _move_socket(ff, *sockets[ff.get("name")])
     return root
-
-
-def checkpoint_step(path) -> int:
-    """The step an i-PI checkpoint was written at, or -1 if it cannot be read (a
-    checkpoint cut short by a kill)."""
-    try:
-        return int(ET.parse(path).getroot().find("step").text)
-    except (ET.ParseError, AttributeError, ValueError, OSError):
-        return -1
-
-
-def ipi_rotation_grid(grid_mode: str = "lebedev", grid_order: int = 3, inversion: bool = True):
-    """The rotations and weights ``rotations()`` makes i-PI average over, as an mdsym
-    ``Quadrature``: i-PI rotates ``q R^T`` and ``R h``, mdsym's convention, and adds
-    ``-R`` with the same weight when ``inversion`` is on."""
-    from ipi.utils.mathtools import get_rotation_quadrature_lebedev, get_rotation_quadrature_legendre
-
-    from mdsym.symmetry.quadrature import Quadrature
-
-    build = {"lebedev": get_rotation_quadrature_lebedev,
-             "legendre": get_rotation_quadrature_legendre}[grid_mode]
-    matrices, weights = [], []
-    for matrix, weight, _ in build(int(grid_order)):
-        matrices.append(matrix)
-        weights.append(weight)
-        if inversion:
-            matrices.append(-matrix)
-            weights.append(weight)
-    weights = np.array(weights, dtype=np.float64)
-    return Quadrature(f"ipi-{grid_mode}-{grid_order}", np.array(matrices), weights / weights.sum(),
-                      0, bool(inversion))
-
-
-# --- averaging in i-PI: which <ffrotations> grid -----------------------------------------
-
-#: tolerance of the measured exactness of i-PI's grids (their weights are float64)
-GRID_TOLERANCE = 1e-10
-MAX_GRID_ORDER = 101  # i-PI 3.3's largest Lebedev grid (``ipi/utils/lebedev_grids.npy``)
-#: the largest degree averaged in i-PI: its grid (order 13, 1924 rotations over O(3))
-#: is measured here with Wigner-D matrices, whose memory grows as size x degree^3
-MAX_IPI_DEGREE = 12
-
-
-def ipi_grids(max_order: int = 13, inversion: bool = True) -> list:
-    """i-PI's Lebedev rotation grids up to ``grid_order`` ``max_order``: order, size and
-    degree, measured (``mdsym.symmetry.quadrature.exactness_degree``: i-PI declares none)."""
-    from mdsym.symmetry.quadrature import exactness_degree
-
-    grids = []
-    for order in range(1, max_order + 1):
-        try:
-            grid = ipi_rotation_grid("lebedev", order, inversion)
-        except ValueError:  # i-PI has no Lebedev grid of this order
-            continue
-        degree = exactness_degree(grid.rotations, grid.weights, inversion, up_to=order + 2,
-                                  tol=GRID_TOLERANCE)
-        grids.append({"order": order, "size": len(grid), "degree": degree})
-    return grids
-
-
-@dataclass(frozen=True)
-class RotationGrid:
-    """What ``<ffrotations>`` averages over for an ``o3:L`` / ``so3:L`` spec: i-PI's
-    smallest Lebedev grid exact to ``L`` (its ``grid_order``), with inversion for O(3),
-    turned at random every evaluation for ``o3:L:rotated``. ``quadrature``: the same
-    grid in mdsym (unturned), ``degree``: its measured exactness."""
-
-    grid_order: int
-    inversion: bool
-    random: bool
-    quadrature: object
-    degree: int
-    grid_mode: str = "lebedev"
-
-    @classmethod
-    def for_spec(cls, spec) -> "RotationGrid":
-        """The grid of a ``SymmetrizeSpec`` that ``RunConfig`` let through to i-PI."""
-        from mdsym.symmetry.quadrature import exactness_degree, worst_error
-
-        if spec.degree > MAX_IPI_DEGREE:
-            raise MdsymError(f"--average-in ipi goes up to degree {MAX_IPI_DEGREE} (i-PI's grids are "
-                             f"measured before use), not {spec.degree}: use --average-in driver")
-        for order in range(1, MAX_GRID_ORDER + 1):
-            try:
-                grid = ipi_rotation_grid("lebedev", order, spec.inversion)
-            except ValueError:  # i-PI has no Lebedev grid of this order
-                continue
-            if worst_error(grid.rotations, grid.weights, spec.degree, spec.inversion) < GRID_TOLERANCE:
-                degree = exactness_degree(grid.rotations, grid.weights, spec.inversion,
-                                          up_to=order + 2, tol=GRID_TOLERANCE)
-                return cls(order, spec.inversion, spec.rotated, grid, degree)
-        raise MdsymError(f"i-PI has no Lebedev rotation grid exact to degree {spec.degree}: "
-                         "use --average-in driver")
-
-    def forcefield(self, name: str, inner: ET.Element) -> ET.Element:
-        return rotations(name, inner, self.grid_mode, self.grid_order, self.inversion, self.random)
-
-    def describe(self) -> dict:
-        """For ``run.json``: the grid's name, size (force requests per step and bead),
-        measured degree, and i-PI's settings."""
-        return {"name": self.quadrature.name, "size": len(self.quadrature), "degree": self.degree,
-                "grid_mode": self.grid_mode, "grid_order": self.grid_order,
-                "inversion": self.inversion, "random": self.random}
-
-    def energy_rot_std(self, grid_energies) -> float:
-        """The rotational std of the energy (Hartree in and out) from the energies i-PI
-        returns for the rotations, in its order (``ipi_rotation_grid``'s), weighted as
-        mdsym's ``symmetrize.average`` weighs them."""
-        energies = np.asarray(grid_energies, dtype=np.float64)
-        if energies.shape != self.quadrature.weights.shape:
-            return float("nan")
-        weights = self.quadrature.weights
-        shifted = energies - energies[0]
-        variance = weights @ shifted**2 - (weights @ shifted) ** 2
-        return float(np.sqrt(max(variance, 0.0)))

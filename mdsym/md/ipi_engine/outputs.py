@@ -1,7 +1,8 @@
 """Reading what i-PI writes (``mdsym.md.ipi_engine.input.output_files``) while it writes it.
 
 ``SegmentReader(workdir, prefix, names, extras).poll()`` returns the steps that are
-complete in every file since the last call, each a ``Step`` in i-PI's atomic units.
+complete in every file since the last call, each a ``Step`` in i-PI's atomic units;
+``OuterSteps`` relabels them for an ``mts:K`` run (i-PI's step n is inner step K n).
 
 Frames are i-PI's ``format='bin'`` trajectories, the only format i-PI 3.3 writes
 at full precision (``xyz`` rounds to 6 digits, ``ase`` to 8 decimals through
@@ -27,6 +28,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from ipi.engine.outputs import TrajectoryOutput
+from ipi.engine.properties import Trajectories
+from ipi.utils.io import read_file_raw
 
 from mdsym.md.ipi_engine.input import FRAMES, ROTATION_STD, THERMO, output_files
 
@@ -72,9 +76,6 @@ class GrowingFile:
 def frame_length(what: str, names) -> int:
     """Bytes of one ``format='bin'`` frame of trajectory ``what`` for atoms ``names``,
     measured by letting i-PI's own trajectory writer write one."""
-    from ipi.engine.outputs import TrajectoryOutput
-    from ipi.engine.properties import Trajectories
-
     names = np.asarray(names)
     # the parts of an i-PI system that its trajectory writer reads
     system = types.SimpleNamespace(
@@ -92,8 +93,6 @@ def frame_length(what: str, names) -> int:
 
 def read_frame(record: bytes) -> tuple:
     """``(step, (N, 3) values)`` of one whole frame, by i-PI's reader."""
-    from ipi.utils.io import read_file_raw
-
     with tempfile.TemporaryFile() as scratch:  # i-PI reads with np.fromfile
         scratch.write(record)
         scratch.flush()
@@ -171,3 +170,13 @@ class SegmentReader:
                 break
             done.append((step, self.pending.pop(step)))
         return done
+
+
+class OuterSteps:
+    """A ``SegmentReader`` of an ``mts:K`` run: i-PI's step n is inner step K n."""
+
+    def __init__(self, reader: SegmentReader, interval: int):
+        self.reader, self.interval = reader, interval
+
+    def poll(self) -> list:
+        return [(step * self.interval, data) for step, data in self.reader.poll()]
