@@ -262,7 +262,7 @@ def equivariance_frames(steps, stride=10) -> tuple:
 def analyse(out, row, steps) -> dict:
     """Drift and A of the driving forces of an mdsym run: ``mdsym analyze``'s figures
     (``mdsym study``'s frames and degree)."""
-    from mdsym.reports.run_report import analyze_run
+    from mdsym.workflows.analyze import analyze_run
     from mdsym.workflows.study import DEFAULT_DEGREE, driving_A
 
     every, _ = equivariance_frames(steps)

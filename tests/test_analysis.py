@@ -20,7 +20,7 @@ from mdsym.analysis.trajectory import EV_IN_AMU_A2_PS2, load_run
 from mdsym.cli.main import main
 from mdsym.core.mechanics import angular_momentum, torque
 from mdsym.md.rundir import RunDirectory
-from mdsym.reports.run_report import analyze_run
+from mdsym.workflows.analyze import analyze_run
 
 STRUCTURES = Path(__file__).resolve().parent.parent / "mdsym" / "data" / "structures"
 CLUSTER = STRUCTURES / "cu-cluster-55.xyz"

@@ -9,7 +9,7 @@ import pytest
 from ase.cluster import Icosahedron
 
 from mdsym.models import load_model
-from mdsym.workflows.audit_battery import ROW_FIELDS
+from mdsym.reports.scorecard import ROW_FIELDS
 from mdsym.workflows.dynamic_equivariance import dynamic_equivariance, initial_state, static_rotation_tests
 
 INVARIANT = "analytic:cutoff=5.5"  # Morse pairs, no spurious term: exactly O(3) invariant

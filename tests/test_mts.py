@@ -253,7 +253,7 @@ def test_analyze_fits_the_drift_of_an_mts_run_on_its_outer_steps(tmp_path):
     analyze's drift (and the field figures) must use the rows with step % K == 0: the
     largest excursion it reports is that of those rows, which is well below the
     excursion over every row for this strongly anisotropic model."""
-    from mdsym.reports.run_report import analyze_run
+    from mdsym.workflows.analyze import analyze_run
 
     out = tmp_path / "run"
     run_md(config(steps=120, stride=20), out)

@@ -250,7 +250,7 @@ def test_a_run_json_of_another_version_is_refused_in_one_line(short_run, change,
 
 
 def test_analyze_says_why_it_skips_what_needs_the_model(short_run):
-    from mdsym.reports.run_report import analyze_run
+    from mdsym.workflows.analyze import analyze_run
 
     _rewrite_config(short_run, lambda c: c.update(config_version=CONFIG_VERSION + 1))
     report = analyze_run(short_run.path, plots=False)
@@ -274,6 +274,6 @@ def test_a_version_less_run_json_of_today_is_read_as_the_current_version(short_r
     assert read_config(short_run.path) == config.replace(dtype=None)
     info = resume_md(short_run.path, steps=20)
     assert info["status"] == "completed" and info["config"]["config_version"] == CONFIG_VERSION
-    from mdsym.reports.run_report import analyze_run
+    from mdsym.workflows.analyze import analyze_run
 
     assert "A_forces" in analyze_run(short_run.path, plots=False)["equivariance"]

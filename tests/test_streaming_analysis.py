@@ -17,7 +17,7 @@ from mdsym.analysis.trajectory import EV_IN_AMU_A2_PS2, FrameArrays, load_run, w
 from mdsym.core import mechanics
 from mdsym.core.molecules import BOND_FACTOR, bonds, molecules
 from mdsym.md.monitors import MonitorSettings, StabilityMonitor
-from mdsym.reports.run_report import analyze_run
+from mdsym.workflows.analyze import analyze_run
 
 from .test_analysis import make_run
 

@@ -15,14 +15,12 @@ One idea per module:
 - ``equivariance_series``: equivariance error A (and symmetry content B) of the
   model that drove the run, frame by frame;
 - ``hidden_layers``: B per (lambda, sigma) of a torch model's internal features;
-- ``field_scores``: the public audits' figures (MLIP Audit, ml-peg, MLIP Arena,
-  nvalchemi) from their definitions;
-- ``dynamic_equivariance``: how long until rotated copies of a run leave the
-  rotated reference run, and the static rotation tests of MLIP Arena and ml-peg;
-- ``report``: ``analyze_run`` (everything above -> analysis.json, series.npz,
-  PNG plots and report.md);
-- ``compare``: several runs side by side;
-- ``commands``: the ``mdsym analyze`` and ``mdsym compare`` commands.
+- ``field_scores``: the public audits' figures of one run (``of_run``), from their
+  definitions, one module per audit: ``field_mlipaudit`` (MLIP Audit),
+  ``field_mlpeg_arena`` (ml-peg, MLIP Arena), ``field_nvalchemi`` (nvalchemi).
+
+What runs them all on a run and writes the report (``analyze_run``) is
+``mdsym.workflows.analyze``; the pages and plots are ``mdsym.reports``'.
 """
 
 from mdsym.analysis.angular_momentum import AngularMomentum

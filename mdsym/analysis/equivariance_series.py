@@ -17,13 +17,16 @@ the symmetrizer's own group, on which the symmetrized model is exact by construc
 """
 
 import numpy as np
+from ase.geometry import cell_to_cellpar, cellpar_to_cell
 from MDAnalysis.analysis.base import AnalysisBase
 from scipy.spatial.transform import Rotation
 
 from mdsym.core.rotations import rotate_copies
 from mdsym.core.system import System
+from mdsym.models import load_model
 from mdsym.symmetry.averaging import evaluate_back_rotated
 from mdsym.symmetry.metrics import equivariance_error, metrics_quadrature, symmetry_content
+from mdsym.symmetry.quadrature import Quadrature
 from mdsym.symmetry.symmetrized import SymmetrizedModel
 from mdsym.symmetry.wigner import wigner_d
 
@@ -31,8 +34,6 @@ from mdsym.symmetry.wigner import wigner_d
 def model_of_run(config, model=None):
     """(raw model, symmetrized model or None) that drove a run, from its ``RunConfig``
     (``model``: another model to measure under the run's symmetrization)."""
-    from mdsym.models import load_model
-
     raw = load_model(model if model is not None else config.model, forces=config.forces,
                      dtype=config.dtype if model is None else None)  # the run's precision
     # an mts:K run integrates the symmetrized model of the rest of its spec
@@ -44,8 +45,6 @@ def model_of_run(config, model=None):
 
 def frame_cell(atoms, dimensions) -> np.ndarray:
     """The frame's cell matrix, in the orientation of the run's structure when it fits."""
-    from ase.geometry import cell_to_cellpar, cellpar_to_cell
-
     if not np.all(atoms.pbc):
         return np.zeros((3, 3))
     reference = np.asarray(atoms.cell.array)
@@ -67,8 +66,6 @@ def offset_quadrature(quadrature):
     The coset ``R0 G`` is exact to the same degree (Haar measure is invariant) and
     no longer shares G's elements, so A measures the symmetrized model's real error.
     """
-    from mdsym.symmetry.quadrature import Quadrature
-
     rotations = np.einsum("ij,gjk->gik", OFFSET_ROTATION, quadrature.rotations)
     return Quadrature(f"{quadrature.name}-offset", rotations, quadrature.weights, quadrature.degree,
                       quadrature.inversion)

@@ -31,6 +31,9 @@ import numpy as np
 import torch
 
 from mdsym.core.errors import MdsymError
+from mdsym.models.metatomic import MetatomicModel
+from mdsym.models.native import NativeModel
+from mdsym.models.pet_layers import PetLayers
 from mdsym.symmetry.metrics import metrics_quadrature, symmetry_content
 from mdsym.symmetry.wigner import wigner_d
 
@@ -79,8 +82,6 @@ def _record_native(model, system, rotations, batch_size) -> dict:
 
 def _record_pet(model, system, rotations, batch_size) -> dict:
     """Every layer of a metatrain PET, batch by batch, checked against its energy."""
-    from mdsym.models.pet_layers import PetLayers
-
     path = PetLayers(model.model.module, model.name)
     chunks = {}
     # unoptimized TorchScript execution: the profiling executor would spend its first
@@ -101,9 +102,6 @@ def hidden_layer_content(model, system, max_degree: int = 3, inversion: bool = T
     """B per sector for every layer, in forward order:
     ``[{"layer", "kind", "size", "B": [...], "residual"}]``; raises MdsymError
     (one line) when the model's layers cannot be reached."""
-    from mdsym.models.metatomic import MetatomicModel
-    from mdsym.models.native import NativeModel
-
     model.check_system(system)
     quadrature = metrics_quadrature(max_degree, inversion)
     rotations = quadrature.rotations
@@ -174,36 +172,3 @@ def summary_lines(result: dict) -> list:
     return [f"layers of {result['model']}, forward order, B per sector (quadrature "
             f"{quadrature['name']}, {quadrature['size']} elements):"] + [
         "  " + line for line in table_lines(result["layers"])]
-
-
-#: smallest fraction the heatmap resolves (its colour scale is logarithmic)
-HEATMAP_FLOOR = 1e-8
-
-
-def plot_heatmap(layers: list, path, title: str) -> None:
-    """Layer x sector heatmap of the fractions (log colour scale), forward order top
-    to bottom, written to ``path`` (matplotlib, Agg backend)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.colors import LogNorm
-
-    names, sectors, matrix = content_matrix(layers)
-    labels = [f"{name} [{layer['kind']}]" for name, layer in zip(names, layers)]
-    fig, ax = plt.subplots(figsize=(1.0 + 0.75 * len(sectors) + 0.09 * max(map(len, labels)),
-                                    1.6 + 0.36 * len(names)))
-    image = ax.imshow(np.maximum(matrix, HEATMAP_FLOOR), norm=LogNorm(HEATMAP_FLOOR, 1.0),
-                      cmap="viridis", aspect="auto")
-    for i in range(matrix.shape[0]):
-        for j in range(matrix.shape[1]):
-            if matrix[i, j] >= 1e-3:
-                ax.text(j, i, f"{matrix[i, j]:.3g}", ha="center", va="center", fontsize=7,
-                        color="black" if matrix[i, j] > 0.05 else "white")
-    ax.set_xticks(range(len(sectors)), sectors)
-    ax.set_yticks(range(len(names)), labels, fontsize=8)
-    ax.set(xlabel="sector (lambda, sigma)", title=title)
-    fig.colorbar(image, ax=ax, label="fraction of the squared norm")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)

@@ -19,7 +19,9 @@ from mdsym.cli.options import analysis_options, check_analysis_cost, one_line_er
 def analyze(run_dir, out, every, degree, content, no_equivariance, model, batch_size, yes, layers,
             as_json):
     """Analyse a run directory: drift, angular momentum, equivariance, equipartition, structure."""
-    from mdsym.reports.run_report import _g, analyze_run
+    # start-up time: the analyses load numpy, MDAnalysis and the models when the command runs
+    from mdsym.reports.formatting import g
+    from mdsym.workflows.analyze import analyze_run
 
     if not no_equivariance:
         check_analysis_cost(degree, yes)
@@ -38,11 +40,11 @@ def analyze(run_dir, out, every, degree, content, no_equivariance, model, batch_
         click.echo(f"  drift {d['slope_meV_atom_ps']:.4g} meV/atom/ps, drift/std(K) {d['ratio']:.3g}")
     f = report.get("field", {})
     if "mlipaudit_nve" in f:
-        click.echo(f"  public audits: MLIP Audit NVE score {_g(f['mlipaudit_nve']['score'])} "
-                   f"(ratio {_g(f['mlipaudit_nve']['ratio'])}), stability score "
-                   f"{_g(f['mlipaudit_stability'].get('score'))}; ml-peg drift "
-                   f"{_g(f['mlpeg_drift_meV_atom_ps'])} meV/atom/ps; nvalchemi drift "
-                   f"{_g(f['nvalchemi']['energy_drift_per_atom_per_ns'])} eV/atom/ns")
+        click.echo(f"  public audits: MLIP Audit NVE score {g(f['mlipaudit_nve']['score'])} "
+                   f"(ratio {g(f['mlipaudit_nve']['ratio'])}), stability score "
+                   f"{g(f['mlipaudit_stability'].get('score'))}; ml-peg drift "
+                   f"{g(f['mlpeg_drift_meV_atom_ps'])} meV/atom/ps; nvalchemi drift "
+                   f"{g(f['nvalchemi']['energy_drift_per_atom_per_ns'])} eV/atom/ns")
     a = report.get("angular_momentum")
     if a:
         if a.get("conserved"):
@@ -56,7 +58,7 @@ def analyze(run_dir, out, every, degree, content, no_equivariance, model, batch_
         click.echo(line)
     hl = report.get("hidden_layers", {})
     if "first" in hl:
-        from mdsym.analysis.hidden_layers import summary_lines
+        from mdsym.analysis.hidden_layers import summary_lines  # start-up time: torch
 
         click.echo("\n".join("  " + line for line in summary_lines(hl["first"])))
     click.echo(f"  report: {folder / 'report.md'}")

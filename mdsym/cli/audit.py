@@ -35,8 +35,8 @@ def audit(models, structure, specs, fast, out, seed, batch_size, threads, progre
     from mdsym.core.system import read_structure
     from mdsym.core.threads import configure_threads
     from mdsym.md.rundir import json_default
+    from mdsym.reports.formatting import cell
     from mdsym.reports.scorecard import COLUMN_TITLES
-    from mdsym.reports.scorecard import _cell as cell
     from mdsym.symmetry.spec import SymmetrizeSpec
     from mdsym.workflows.audit import run_audit
     from mdsym.workflows.audit_battery import structure_for

@@ -21,7 +21,9 @@ from mdsym.cli.options import analysis_options, check_analysis_cost, one_line_er
 def compare(run_dirs, reference, out, reanalyze, every, degree, content, no_equivariance, model,
             batch_size, yes, as_json):
     """Compare runs: one table and overlaid plots, one column per run."""
-    from mdsym.workflows.compare import compare_runs, field_table, table
+    # start-up time: the comparison loads numpy, MDAnalysis and the models when the command runs
+    from mdsym.reports.comparison import field_table, table
+    from mdsym.workflows.compare import compare_runs
 
     if not no_equivariance:
         check_analysis_cost(degree, yes)

@@ -95,7 +95,7 @@ def given(parameter) -> bool:
 
 def check_analysis_cost(degree, yes):
     """A is measured on every analysed frame over the quadrature of ``degree``."""
-    from mdsym.symmetry.metrics import metrics_quadrature
+    from mdsym.symmetry.metrics import metrics_quadrature  # start-up time: numpy, scipy
 
     check_cost(len(metrics_quadrature(degree)), yes, f"the equivariance error at --degree {degree}",
                per="analysed frame")

@@ -44,13 +44,15 @@ from mdsym.core.defaults import (
 @one_line_errors
 def study(out, model, structure, specs, seeds, steps, timestep_fs, temperature, stride, every, threads):
     """Raw vs symmetrized NVE dynamics of one model, several seeds: study.md opens with the answer."""
-    from mdsym.workflows import study as workflow  # start-up time: the study runs MD
+    # start-up time: the study runs MD
+    from mdsym.reports.study_report import summary_table
+    from mdsym.workflows import study as workflow
 
     spec_list, seed_list = workflow.parse_specs(specs), workflow.parse_seeds(seeds)
     result = workflow.run_study(out, model=model, structure=structure, specs=spec_list, seeds=seed_list,
                               steps=steps, timestep_fs=timestep_fs, temperature_K=temperature, stride=stride,
                               every=every, threads=threads, progress=click.echo)
-    rows = workflow.summary_table(result["summary"])
+    rows = summary_table(result["summary"])
     widths = [max(len(r[k]) for r in rows) for k in range(len(rows[0]))]
     click.echo("")
     if result["failures"]:

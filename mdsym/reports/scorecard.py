@@ -4,7 +4,17 @@ from pathlib import Path
 
 import numpy as np
 
-from mdsym.workflows.audit_battery import ROW_FIELDS, slug
+from mdsym.reports.formatting import cell, pyplot, slug
+
+#: the fields of every scorecard row, in the order of the table (titles: COLUMN_TITLES)
+ROW_FIELDS = (
+    "model", "structure", "spec", "evaluations_per_step", "ms_per_force_call", "cost_vs_raw",
+    "A_energy_eV", "A_forces_eVA", "B_forces_1plus", "max_dL_amuA2ps", "max_net_force_eVA",
+    "mlipaudit_nve_score", "mlipaudit_nve_ratio", "mlpeg_drift_meV_atom_ps", "nvalchemi_drift_eV_atom_ns",
+    "nvalchemi_fluctuation_eV_atom", "mlipaudit_stability_score", "runs_failed",
+    "time_to_0.1A_fs", "floor_time_to_0.1A_fs", "self_floor_time_to_0.1A_fs", "arena_mean_cosine",
+    "arena_mae_eVA", "mlpeg_mean_dF_meV_A",
+)
 
 COLUMN_TITLES = {
     "spec": "spec", "evaluations_per_step": "evals/step", "ms_per_force_call": "ms/force call",
@@ -22,18 +32,6 @@ COLUMN_TITLES = {
 }
 
 
-def _threshold() -> float:
-    from mdsym.workflows.dynamic_equivariance import THRESHOLD_A
-
-    return THRESHOLD_A
-
-
-def _cell(value) -> str:
-    from mdsym.reports.run_report import _g
-
-    return value if isinstance(value, str) else _g(value)
-
-
 def table(rows, with_model: bool) -> list:
     """Markdown lines of a table of scorecard rows."""
     fields = [f for f in ROW_FIELDS if f not in ("model", "structure")]
@@ -41,12 +39,13 @@ def table(rows, with_model: bool) -> list:
     lines = ["| " + " | ".join(titles) + " |", "|---" * len(titles) + "|"]
     for row in rows:
         cells = ([f"`{row['model']}`"] if with_model else []) + [
-            f"`{row[f]}`" if f == "spec" else _cell(row[f]) for f in fields]
+            f"`{row[f]}`" if f == "spec" else cell(row[f]) for f in fields]
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 
 
 def markdown(result: dict) -> str:
+    """The page ``audit.md``: the settings, the leaderboard, then one section per model."""
     s = result["settings"]
     lines = ["# mdsym audit", "",
              f"Mode `{result['mode']}`, seed {result['seed']}, {result['wall_s']:.0f} s "
@@ -82,8 +81,8 @@ def markdown(result: dict) -> str:
                       "|---|---|---|---|---|"]
             for layer in hidden["layers"]:
                 fraction = {(b["lambda"], b["sigma"]): b["fraction"] for b in layer["B"]}
-                lines.append(f"| `{layer['layer']}` | {layer['size']} | {_cell(fraction.get((0, 1)))} | "
-                             f"{_cell(fraction.get((1, 1)))} | {_cell(layer['residual'])} |")
+                lines.append(f"| `{layer['layer']}` | {layer['size']} | {cell(fraction.get((0, 1)))} | "
+                             f"{cell(fraction.get((1, 1)))} | {cell(layer['residual'])} |")
         failed = [(spec, name, run.get("reason")) for spec, d in model["details"].items()
                   for name, run in d["runs"].items() if run.get("status") != "completed"]
         for spec, name, reason in failed:
@@ -92,11 +91,10 @@ def markdown(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot_scorecard(model: dict, out: Path) -> str:
-    """Distance between transformed and reference runs over time, per spec, and the scores."""
-    from mdsym.reports.run_report import _pyplot
-
-    plt = _pyplot()
+def plot_scorecard(model: dict, out: Path, threshold_A: float) -> str:
+    """Distance between transformed and reference runs over time, per spec (a line at
+    ``threshold_A``, the dynamic test's threshold), and the scores."""
+    plt = pyplot()
     fig, (ax_d, ax_s) = plt.subplots(1, 2, figsize=(11, 4))
     series = [("floor (invariant analytic)", model["floor"], "k"),
               ("own chaos (raw, displaced start)", model["self_floor"], "grey")]
@@ -107,7 +105,7 @@ def plot_scorecard(model: dict, out: Path) -> str:
             d = np.maximum(np.asarray(element["distance_A"]), 1e-16)
             ax_d.semilogy(t[:len(d)], d, color=colour, lw=1, ls="-" if element["proper"] else "--",
                           label=label if k == 0 else None)
-    ax_d.axhline(_threshold(), color="grey", lw=0.8)
+    ax_d.axhline(threshold_A, color="grey", lw=0.8)
     ax_d.set(xlabel="time (fs)", ylabel="RMSD to the transformed reference (A)",
              title="Dynamic equivariance (dashed: inversion)")
     ax_d.legend(fontsize=7)

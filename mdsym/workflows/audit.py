@@ -18,9 +18,9 @@ from pathlib import Path
 from mdsym.core.errors import MdsymError
 from mdsym.core.progress import Progress
 from mdsym.md.rundir import json_default
-from mdsym.reports.scorecard import _threshold as threshold
 from mdsym.reports.scorecard import markdown, plot_scorecard
 from mdsym.workflows.audit_battery import DEFAULT_SPECS, MODES, Battery, structure_for
+from mdsym.workflows.dynamic_equivariance import THRESHOLD_A
 
 
 def run_audit(models, out, structure=None, specs=DEFAULT_SPECS, mode: str = "standard", seed: int = 0,
@@ -44,14 +44,14 @@ def run_audit(models, out, structure=None, specs=DEFAULT_SPECS, mode: str = "sta
             work()
             bar.update(weight, label)
     result = {"mode": mode, "settings": asdict(settings), "seed": seed, "specs": list(specs),
-              "threshold_A": threshold(), "models": [b.collect() for b in batteries]}
+              "threshold_A": THRESHOLD_A, "models": [b.collect() for b in batteries]}
     result["leaderboard"] = [row for model in result["models"] for row in model["rows"]]
     result["wall_s"] = time.monotonic() - started
     previous = out / "audit.json"  # a resumed audit adds its time to what the earlier passes took
     earlier = json.loads(previous.read_text()).get("wall_s_total", 0.0) if previous.exists() else 0.0
     result["wall_s_total"] = earlier + result["wall_s"]
     out.mkdir(parents=True, exist_ok=True)
-    result["plots"] = [plot_scorecard(model, out) for model in result["models"]]
+    result["plots"] = [plot_scorecard(model, out, result["threshold_A"]) for model in result["models"]]
     (out / "audit.json").write_text(json.dumps(result, indent=2, default=json_default))
     (out / "audit.md").write_text(markdown(result))
     return result

@@ -7,10 +7,23 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from ase.calculators.calculator import all_changes
 
-from mdsym.core.defaults import AUDIT_SPECS
+from mdsym.analysis.hidden_layers import hidden_layer_content
+from mdsym.core.defaults import AUDIT_SPECS, DEFAULT_STRUCTURE, STRUCTURES, structure_path
 from mdsym.core.errors import MdsymError
+from mdsym.core.system import System, read_structure
+from mdsym.md.config import RunConfig
 from mdsym.md.rundir import json_default
+from mdsym.models import load_model, shipped
+from mdsym.reports.formatting import slug
+from mdsym.serving.ase_calculator import MdsymCalculator
+from mdsym.symmetry.metrics import measure
+from mdsym.symmetry.spec import SymmetrizeSpec
+from mdsym.symmetry.symmetrized import SymmetrizedModel
+from mdsym.workflows import dynamic_equivariance as dyn
+from mdsym.workflows.analyze import analyze_run
+from mdsym.workflows.study import run_one
 
 DEFAULT_SPECS = AUDIT_SPECS
 ANALYTIC_STRUCTURE = "cu-cluster-55"
@@ -45,29 +58,9 @@ MODES = {
                           cost_rounds=3),
 }
 
-#: the fields of every scorecard row, in the order of the table (titles: scorecard.COLUMN_TITLES)
-ROW_FIELDS = (
-    "model", "structure", "spec", "evaluations_per_step", "ms_per_force_call", "cost_vs_raw",
-    "A_energy_eV", "A_forces_eVA", "B_forces_1plus", "max_dL_amuA2ps", "max_net_force_eVA",
-    "mlipaudit_nve_score", "mlipaudit_nve_ratio", "mlpeg_drift_meV_atom_ps", "nvalchemi_drift_eV_atom_ns",
-    "nvalchemi_fluctuation_eV_atom", "mlipaudit_stability_score", "runs_failed",
-    "time_to_0.1A_fs", "floor_time_to_0.1A_fs", "self_floor_time_to_0.1A_fs", "arena_mean_cosine",
-    "arena_mae_eVA", "mlpeg_mean_dF_meV_A",
-)
-
-
-def slug(text: str) -> str:
-    """A file-name-safe version of a model or spec name."""
-    keep = "".join(c if c.isalnum() or c in "-_." else "_" for c in str(text))
-    return keep.strip("_") or "model"
-
-
 def structure_for(model: str, structure=None) -> Path:
     """The structure a model is audited on: the one given, a shipped model's own
     (its card's ``structure``), ``cu-cluster-55`` for the analytic model, else ethanol."""
-    from mdsym.core.defaults import DEFAULT_STRUCTURE, STRUCTURES, structure_path
-    from mdsym.models import shipped
-
     if structure:
         return structure_path(structure)
     if str(model) in shipped.names():
@@ -101,10 +94,6 @@ class Battery:
 
     def __init__(self, model: str, structure, specs, settings: AuditSettings, out: Path, seed: int = 0,
                  batch_size=None):
-        from mdsym.core.system import System, read_structure
-        from mdsym.models import load_model
-        from mdsym.symmetry.spec import SymmetrizeSpec
-
         self.model_name = str(model)
         self.structure = Path(structure)
         self.atoms = read_structure(self.structure)
@@ -142,10 +131,6 @@ class Battery:
         return configs
 
     def run_and_analyze(self, path: Path, config: dict) -> dict:
-        from mdsym.md.config import RunConfig
-        from mdsym.reports.run_report import analyze_run
-        from mdsym.workflows.study import run_one
-
         info = path / "run.json"
         if info.exists():
             held = RunConfig.from_json(json.loads(info.read_text()).get("config"), where=info, partial=True)
@@ -166,54 +151,39 @@ class Battery:
         return analyze_run(path, equivariance=False, plots=self.settings.plots)
 
     def initial_state(self):
-        from mdsym.workflows.dynamic_equivariance import initial_state
-
-        return initial_state(self.atoms, self.settings.initial_temperature_K, self.seed)
+        return dyn.initial_state(self.atoms, self.settings.initial_temperature_K, self.seed)
 
     def dynamic(self, spec: str, model=None) -> dict:
-        from mdsym.workflows.dynamic_equivariance import dynamic_equivariance
-
         s = self.settings
-        return dynamic_equivariance(model or self.model, self.initial_state(), spec,
+        return dyn.dynamic_equivariance(model or self.model, self.initial_state(), spec,
                                     steps=int(round(s.dynamic_duration_fs / s.dynamic_timestep_fs)),
                                     timestep_fs=s.dynamic_timestep_fs, stride=s.dynamic_stride, seed=self.seed,
                                     n_rotations=s.dynamic_rotations, batch_size=self.batch_size)
 
     def floor(self) -> dict:
-        from mdsym.models import load_model
-        from mdsym.workflows.dynamic_equivariance import invariant_floor_model
-
-        name = invariant_floor_model(self.atoms)
+        name = dyn.invariant_floor_model(self.atoms)
         result = self.dynamic("none", load_model(name))
         result["model"] = name
         return result
 
     def self_floor(self) -> dict:
-        from mdsym.workflows.dynamic_equivariance import perturbation_floor
-
         s = self.settings
-        return perturbation_floor(self.model, self.initial_state(), "none", s.perturbation_A,
+        return dyn.perturbation_floor(self.model, self.initial_state(), "none", s.perturbation_A,
                                   steps=int(round(s.dynamic_duration_fs / s.dynamic_timestep_fs)),
                                   timestep_fs=s.dynamic_timestep_fs, stride=s.dynamic_stride, seed=self.seed,
                                   batch_size=self.batch_size)
 
     def symmetrized(self, spec: str):
-        from mdsym.symmetry.symmetrized import SymmetrizedModel
-
         if spec == "none":
             return self.model
         return SymmetrizedModel(self.model, spec, batch_size=self.batch_size, seed=self.seed)
 
     def static(self, spec: str) -> dict:
-        from mdsym.workflows.dynamic_equivariance import static_rotation_tests
-
-        return static_rotation_tests(self.symmetrized(spec), self.atoms, arena_axes=self.settings.arena_axes,
+        return dyn.static_rotation_tests(self.symmetrized(spec), self.atoms, arena_axes=self.settings.arena_axes,
                                      mlpeg_random=self.settings.mlpeg_random, seed=self.seed,
                                      batch_size=self.batch_size)
 
     def metrics(self, spec: str) -> dict:
-        from mdsym.symmetry.metrics import measure
-
         report = measure(self.symmetrized(spec), self.system, self.settings.degree, batch_size=self.batch_size)
         return {key: report[key] for key in ("energy", "forces", "quadrature", "max_degree")}
 
@@ -221,10 +191,6 @@ class Battery:
         """Milliseconds per force call (one per MD step), raw and under ``spec``, timed side
         by side: three warm-up calls each, then ``cost_rounds`` interleaved rounds; medians,
         so the load of a shared machine mostly cancels in the ratio."""
-        from ase.calculators.calculator import all_changes
-
-        from mdsym.serving.ase_calculator import MdsymCalculator
-
         calculators = [MdsymCalculator(self.model, "none", batch_size=self.batch_size),
                        MdsymCalculator(self.model, spec, batch_size=self.batch_size, seed=self.seed)]
         atoms = self.atoms.copy()
@@ -240,8 +206,6 @@ class Battery:
                 "ratio_to_raw": float(np.median(symmetrized / raw)), "rounds": self.settings.cost_rounds}
 
     def hidden_layers(self) -> dict:
-        from mdsym.analysis.hidden_layers import hidden_layer_content
-
         try:
             return {"layers": hidden_layer_content(self.model, self.system, self.settings.degree)}
         except MdsymError as error:
@@ -277,8 +241,6 @@ class Battery:
     # ------------------------------------------------------------------ scorecard
 
     def evaluations_per_step(self, spec: str) -> int:
-        from mdsym.symmetry.symmetrized import SymmetrizedModel
-
         symmetrizer = SymmetrizedModel(self.model, spec)
         return len(symmetrizer.quadrature) if symmetrizer.spec.mode == "grid" else 1
 

@@ -29,16 +29,26 @@ what is measured.
 Static counterparts (``static_rotation_tests``): MLIP Arena's force-equivariance
 test (cosine similarity and MAE of the forces over rotations about many axes) and
 ml-peg's rotational test (energy and force changes along a walk of orientations),
-with the definitions of ``mdsym.analysis.field_scores``.
+with the definitions of ``mdsym.analysis.field_mlpeg_arena``.
 """
 
 import time
 
 import numpy as np
+from scipy.spatial.transform import Rotation
 
-from mdsym.analysis import field_scores
+from mdsym.analysis.field_mlpeg_arena import (
+    arena_compare_forces,
+    arena_rotations,
+    arena_summary,
+    mlpeg_rotation_deltas,
+    mlpeg_rotation_walk,
+)
 from mdsym.core.rotations import rotate_copies
 from mdsym.core.system import System
+from mdsym.md.ase_engine import initial_velocities, make_integrator
+from mdsym.md.config import RunConfig
+from mdsym.md.monitors import NON_METALS
 from mdsym.models.base import NonFiniteOutput
 from mdsym.serving.ase_calculator import MdsymCalculator
 from mdsym.symmetry.averaging import evaluate_back_rotated
@@ -55,15 +65,11 @@ FLOOR_METALLIC = "analytic:cutoff=5.5"
 
 def invariant_floor_model(atoms) -> str:
     """The exactly invariant analytic model that sets the floor for ``atoms``."""
-    from mdsym.md.monitors import NON_METALS
-
     return FLOOR_MOLECULAR if set(atoms.numbers.tolist()) <= NON_METALS else FLOOR_METALLIC
 
 
 def transformations(n_rotations: int = 3, seed: int = 0, inversion: bool = True) -> tuple:
     """``(labels, matrices)``: ``n_rotations`` Haar-random rotations and the inversion."""
-    from scipy.spatial.transform import Rotation
-
     matrices = list(Rotation.random(n_rotations, random_state=seed).as_matrix().reshape(-1, 3, 3))
     labels = [f"rotation {k + 1}" for k in range(n_rotations)]
     if inversion:
@@ -74,8 +80,6 @@ def transformations(n_rotations: int = 3, seed: int = 0, inversion: bool = True)
 
 def initial_state(atoms, temperature_K: float, seed: int):
     """A copy of ``atoms`` with Maxwell-Boltzmann velocities (unless it has its own)."""
-    from mdsym.md.ase_engine import initial_velocities
-
     state = atoms.copy()
     state.calc = None
     initial_velocities(state, temperature_K, seed)
@@ -96,9 +100,6 @@ def nve_positions(atoms, model, symmetrize, timestep_fs: float, steps: int, stri
                   seed: int = 0, batch_size=None) -> dict:
     """Run NVE from ``atoms`` (positions and momenta as given); positions every
     ``stride`` steps in float64. A non-finite model output ends the run early."""
-    from mdsym.md.ase_engine import make_integrator
-    from mdsym.md.config import RunConfig
-
     atoms = atoms.copy()
     atoms.calc = MdsymCalculator(model, symmetrize, batch_size=batch_size, seed=seed)
     dynamics = make_integrator(atoms, RunConfig(ensemble="nve", timestep_fs=timestep_fs), seed)
@@ -223,29 +224,29 @@ def static_rotation_tests(model, atoms, arena_axes: int = 100, arena_angles=None
     """MLIP Arena's force-equivariance test and ml-peg's rotational test on ``atoms``.
 
     Arena: the forces of each rotated copy against the rotated forces of the
-    structure (``field_scores.arena_compare_forces``) for every angle (30 to 360
+    structure (``arena_compare_forces``) for every angle (30 to 360
     degrees) about ``arena_axes`` random axes. ml-peg: energy and force changes
-    between successive orientations of its walk (``field_scores.mlpeg_rotation_deltas``).
+    between successive orientations of its walk (``mlpeg_rotation_deltas``).
     """
     system = System.from_atoms(atoms)
     identity = np.eye(3)[None]
-    angles, matrices = field_scores.arena_rotations(arena_angles, arena_axes, seed)
+    angles, matrices = arena_rotations(arena_angles, arena_axes, seed)
     flat = matrices.reshape(-1, 3, 3)
     arena = _direct_predictions(model, system, np.concatenate([identity, flat]), batch_size)
     original = arena["forces"][0]
     maes, cosines = [], []
     for k, rotation in enumerate(flat):
-        mae, cosine = field_scores.arena_compare_forces(original, arena["forces"][k + 1], rotation)
+        mae, cosine = arena_compare_forces(original, arena["forces"][k + 1], rotation)
         maes.append(mae)
         cosines.append(cosine)
     maes, cosines = np.array(maes), np.array(cosines)
-    result = {"arena": field_scores.arena_summary(maes, cosines)}
+    result = {"arena": arena_summary(maes, cosines)}
     per_angle = maes.reshape(len(angles), arena_axes)
     result["arena"]["by_angle"] = {
         "angle_deg": angles.tolist(), "mean_mae_eVA": per_angle.mean(axis=1).tolist(),
         "mean_cosine": cosines.mean(axis=1).reshape(len(angles), arena_axes).mean(axis=1).tolist()}
-    walk = field_scores.mlpeg_rotation_walk(mlpeg_random)
+    walk = mlpeg_rotation_walk(mlpeg_random)
     walked = _direct_predictions(model, system, np.concatenate([identity, walk]), batch_size)
-    result["mlpeg"] = field_scores.mlpeg_rotation_deltas(walked["energy"], walked["back_forces"], len(atoms))
+    result["mlpeg"] = mlpeg_rotation_deltas(walked["energy"], walked["back_forces"], len(atoms))
     return result
 

@@ -12,7 +12,8 @@ column per run, reference the first seed of the last spec) and sums them up per
 spec (``aggregate``): mean and spread over seeds of max |L(t) - L(0)|, of the
 energy drift, of A of the forces that drove the dynamics, of steps/s, and the cost
 relative to raw. ``OUT/study.md`` opens with that conclusion, ``OUT/study.json``
-holds its numbers, ``OUT/study.png`` plots them with error bars.
+holds its numbers, ``OUT/study.png`` plots them with error bars (the page and the
+plot: ``mdsym.reports.study_report``).
 
 The defaults answer the question "what does the lack of symmetry of a learned
 model do to its dynamics, and what does each fix cost?": ``pet-ethanol-noaug`` (the
@@ -38,6 +39,8 @@ from pathlib import Path
 
 import numpy as np
 
+from mdsym.core.defaults import MAX_CONTENT_DEGREE, structure_path
+
 # The defaults, read by both ``run_study`` and the ``mdsym study`` options (A of a
 # o3:3-symmetrized model costs 48 x 48 evaluations per frame; A moves little along a
 # 0.4 ps run: a few frames suffice)
@@ -52,7 +55,18 @@ from mdsym.core.defaults import STUDY_STRUCTURE as DEFAULT_STRUCTURE  # noqa: E4
 from mdsym.core.defaults import STUDY_TEMPERATURE_K as DEFAULT_TEMPERATURE_K  # noqa: E402
 from mdsym.core.defaults import STUDY_TIMESTEP_FS as DEFAULT_TIMESTEP_FS  # noqa: E402
 from mdsym.core.errors import MdsymError
+from mdsym.core.system import System, read_structure
+from mdsym.core.threads import configure_threads
+from mdsym.md.config import RunConfig
+from mdsym.md.run import resume_md, run_md
 from mdsym.md.rundir import RunDirectory, json_default
+from mdsym.models import load_model
+from mdsym.reports.formatting import finite, plus_minus
+from mdsym.reports.study_report import failure_lines, markdown, plot_study
+from mdsym.symmetry.metrics import metrics_quadrature
+from mdsym.symmetry.spec import SymmetrizeSpec
+from mdsym.workflows.analyze import analyze_run
+from mdsym.workflows.compare import compare_runs
 
 #: what the study reports per spec: (key, what it is, unit)
 FIGURES = (
@@ -69,8 +83,6 @@ FIGURES = (
 
 def parse_specs(text) -> tuple:
     """Comma-separated symmetrization specs, each checked now (not after the first runs)."""
-    from mdsym.symmetry.spec import SymmetrizeSpec
-
     specs = tuple(str(SymmetrizeSpec.parse(s.strip())) for s in str(text).split(",") if s.strip())
     if not specs:
         raise MdsymError(f"--specs needs at least one symmetrization, got {text!r}")
@@ -98,11 +110,6 @@ def check_study(model, structure, specs, seeds, steps, timestep_fs, temperature_
     """Every input of a study, checked before anything runs; one clear line per problem.
 
     Returns the structure (``ase.Atoms``)."""
-    from mdsym.core.defaults import MAX_CONTENT_DEGREE, structure_path
-    from mdsym.core.system import System, read_structure
-    from mdsym.models import load_model
-    from mdsym.symmetry.spec import SymmetrizeSpec
-
     if steps < 1:
         raise MdsymError(f"--steps must be at least 1, got {steps}")
     if not timestep_fs > 0:
@@ -145,9 +152,6 @@ def run_one(config, path) -> str:
     stability test is a result, and the same seed fails the same way); an interrupted
     one is resumed. A run with another configuration, or a folder that is not a run,
     is refused: the study never overwrites anything."""
-    from mdsym.md.config import RunConfig
-    from mdsym.md.run import resume_md, run_md
-
     config = RunConfig.coerce(config)
     rundir = RunDirectory(path)
     if not rundir.info.exists():
@@ -180,9 +184,6 @@ def run_one(config, path) -> str:
 def analyse_one(path, every: int, degree: int) -> dict:
     """``analyze_run`` of one run, reused when its analysis is newer than the run and
     was made with the same frames and quadrature."""
-    from mdsym.reports.run_report import analyze_run
-    from mdsym.symmetry.metrics import metrics_quadrature
-
     path = Path(path)
     saved = path / "analysis" / "analysis.json"
     if saved.exists() and (path / "analysis" / "series.npz").exists() \
@@ -201,20 +202,16 @@ def analyse_one(path, every: int, degree: int) -> dict:
 # ----------------------------------------------------------------------------- summary
 
 
-def _finite(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and bool(np.isfinite(value))
-
-
 def mean_spread(values) -> dict:
     """Mean and spread (sample standard deviation, ddof = 1) of the finite values.
 
     ``spread`` is None with fewer than two values, ``mean`` with none."""
-    finite = [float(v) for v in values if _finite(v)]
+    kept = [float(v) for v in values if finite(v)]
     return {
-        "mean": float(np.mean(finite)) if finite else None,
-        "spread": float(np.std(finite, ddof=1)) if len(finite) > 1 else None,
-        "n": len(finite),
-        "values": finite,
+        "mean": float(np.mean(kept)) if kept else None,
+        "spread": float(np.std(kept, ddof=1)) if len(kept) > 1 else None,
+        "n": len(kept),
+        "values": kept,
     }
 
 
@@ -244,7 +241,7 @@ def aggregate(rows, specs) -> list:
                        for r in runs if r.get("status") != "completed"],
             "max_dL": mean_spread(r.get("max_dL") for r in completed),
             "drift": mean_spread(abs(r["drift_meV_atom_ps"]) for r in completed
-                                 if _finite(r.get("drift_meV_atom_ps"))),
+                                 if finite(r.get("drift_meV_atom_ps"))),
             "drift_ratio": mean_spread(r.get("drift_ratio") for r in completed),
             "A_driving": mean_spread(driving_A(r) for r in completed),
             "steps_per_s": mean_spread(r.get("steps_per_s") for r in runs),
@@ -262,8 +259,6 @@ def highest_grid(specs):
     symmetrization (``o3:L``: every step, a fixed grid) comes before the cheaper forms
     of the same grid (``mts:K+o3:L``, ``o3:L:rotated``), then the first listed: the
     reference of the ratio is the exact average when the study has it."""
-    from mdsym.symmetry.spec import SymmetrizeSpec
-
     def rank(k, text):
         spec = SymmetrizeSpec.parse(text)
         return (spec.degree, not spec.mts_interval and not spec.rotated, -k, text)
@@ -290,127 +285,10 @@ def conclusion(summary) -> dict:
         return out
     out["ratio"] = a / b if b > 0 else float("inf")
     out["sentence"] = (
-        f"Raw dynamics changed the angular momentum by max|L(t) - L(0)| = {_pm(raw['max_dL'])} amu A^2/ps, "
-        f"{out['ratio']:.3g} times the {_pm(by_spec[grid]['max_dL'])} of {grid}-symmetrized dynamics "
+        f"Raw dynamics changed the angular momentum by max|L(t) - L(0)| = {plus_minus(raw['max_dL'])} amu A^2/ps, "
+        f"{out['ratio']:.3g} times the {plus_minus(by_spec[grid]['max_dL'])} of {grid}-symmetrized dynamics "
         f"(mean ± spread over {raw['max_dL']['n']} and {by_spec[grid]['max_dL']['n']} seeds).")
     return out
-
-
-def failure_lines(summary) -> list:
-    """One line per failed or unfinished run, for the top of the report and the terminal."""
-    lines = []
-    for entry in summary:
-        for f in entry["failed"]:
-            when = f" after {f['time_to_failure_fs']:g} fs" if _finite(f.get("time_to_failure_fs")) else ""
-            lines.append(f"{Path(f['run']).name}: {f['status']}{when}: {f.get('reason') or 'no reason recorded'}")
-    return lines
-
-
-# ----------------------------------------------------------------------------- report
-
-
-def _g(value, digits=3) -> str:
-    return f"{value:.{digits}g}" if _finite(value) else "n/a"
-
-
-def _pm(stats) -> str:
-    if stats["mean"] is None:
-        return "n/a"
-    return _g(stats["mean"]) + (f" ± {_g(stats['spread'], 2)}" if stats["spread"] is not None else "")
-
-
-def summary_table(summary) -> list:
-    """The conclusion as rows of strings: a header, then one row per spec."""
-    rows = [["spec", "runs ok", "max |dL| (amu A2/ps)", "|drift| (meV/atom/ps)", "drift/std(K)",
-             "A driving forces (eV/A)", "steps/s", "cost vs raw"]]
-    for e in summary:
-        rows.append([e["spec"], f"{e['completed']}/{e['runs']}", _pm(e["max_dL"]), _pm(e["drift"]),
-                     _pm(e["drift_ratio"]), _pm(e["A_driving"]), _pm(e["steps_per_s"]),
-                     f"{e['cost_vs_raw']:.3g}x" if e["cost_vs_raw"] is not None else "n/a"])
-    return rows
-
-
-def _markdown_table(rows) -> list:
-    """Rows of strings as a markdown table (a ``|`` inside a cell is escaped)."""
-    cells = [[cell.replace("|", "\\|") for cell in row] for row in rows]
-    return (["| " + " | ".join(cells[0]) + " |", "|---" * len(cells[0]) + "|"]
-            + ["| " + " | ".join(row) + " |" for row in cells[1:]])
-
-
-def markdown(study: dict, comparison: dict) -> str:
-    from mdsym.workflows.compare import table
-
-    setup = study["setup"]
-    n_runs = sum(e["runs"] for e in study["summary"])
-    failures = failure_lines(study["summary"])
-    lines = [f"# mdsym study: raw vs symmetrized dynamics of `{setup['model']}`", ""]
-    if failures:
-        lines += [f"**{len(failures)} of {n_runs} runs did not complete**; their physics figures are left "
-                  "out of the means below:", ""] + [f"- {line}" for line in failures] + [""]
-    lines += [study["conclusion"]["sentence"], ""]
-    lines += _markdown_table(summary_table(study["summary"]))
-    lines += [
-        "",
-        f"Mean ± spread (sample standard deviation) over seeds {', '.join(map(str, setup['seeds']))}. "
-        f"NVE, {setup['steps']} steps of {setup['timestep_fs']:g} fs "
-        f"({setup['steps'] * setup['timestep_fs'] / 1000:g} ps) from {setup['temperature_K']:g} K, "
-        f"structure `{setup['structure']}` ({setup['n_atoms']} atoms, `{setup['structure_file']}`), engine "
-        f"{setup['engine']}. The runs' MD took {study['md_wall_time_s']:.0f} s; this study took "
-        f"{study['wall_time_s']:.0f} s" + (f", reusing {study['reused_runs']} runs already in its folder"
-                                            if study["reused_runs"] else "") + ". Steps/s are wall-clock figures of "
-        "this machine at the time of each run: other processes slow them, and the cost ratios less so.",
-        "",
-        "- **max |dL|**: largest change of the angular momentum about the centre of mass, which "
-        "exact dynamics of an isolated molecule conserve; a non-zero net torque of the forces changes it.",
-        "- **|drift|**: slope of the conserved energy per atom; **drift/std(K)**: the drift over the run "
-        "against the kinetic energy's fluctuations.",
-        f"- **A driving forces**: equivariance error of the forces that moved the atoms, over O(3) (raw "
-        f"model for `none`, the symmetrized model otherwise), mean of {EQUIVARIANCE_FRAMES} frames per run.",
-        "- **cost vs raw**: time per step relative to the raw runs (steps/s of `none` over this spec's).",
-        "",
-    ]
-    lines += [f"![{name[:-4]}]({name})" for name in study["plots"]]
-    lines += ["", "## Every run", "", f"Structural distances (Wasserstein-1) are against "
-              f"`{comparison['reference']}`.", ""]
-    lines += _markdown_table(table(comparison))
-    notes = [(r["label"], n) for r in comparison["runs"] for n in r["notes"]]
-    if notes:
-        lines += ["", "## Notes", ""] + [f"- {label}: {note}" for label, note in notes]
-    lines += ["", "![comparison](comparison.png)"]
-    return "\n".join(lines) + "\n"
-
-
-def plot_study(summary, out: Path) -> str:
-    """One panel per figure: mean over seeds with the spread as error bars, each seed a dot."""
-    from mdsym.reports.run_report import _pyplot
-
-    plt = _pyplot()
-    specs = [e["spec"] for e in summary]
-    panels = [("max_dL", "max |L(t) - L(0)| (amu A$^2$/ps)"), ("drift", "|energy drift| (meV/atom/ps)"),
-              ("A_driving", "A of the driving forces (eV/A)"), ("cost_vs_raw", "time per step / raw")]
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.8))
-    x = np.arange(len(specs))
-    for ax, (key, title) in zip(axes, panels):
-        if key == "cost_vs_raw":
-            means = np.array([e[key] if e[key] is not None else np.nan for e in summary])
-            errors = np.zeros(len(specs))
-        else:
-            means = np.array([e[key]["mean"] if e[key]["mean"] is not None else np.nan for e in summary])
-            errors = np.array([e[key]["spread"] or 0.0 for e in summary])
-            for k, e in enumerate(summary):  # every seed, over the bar
-                ax.plot([k] * len(e[key]["values"]), e[key]["values"], "k.", ms=4)
-        ax.bar(x, np.nan_to_num(means), yerr=errors, capsize=4, color=[f"C{k % 10}" for k in x])
-        for k in np.flatnonzero(~np.isfinite(means)):
-            ax.text(k, 0, "failed", rotation=90, ha="center", va="bottom", fontsize=8)
-        ax.set_xticks(x, specs, rotation=30, ha="right")
-        ax.set_title(title, fontsize=10)
-        if np.all(np.isfinite(means)) and np.all(means > 0) and means.max() / means.min() > 30:
-            ax.set_yscale("log")
-    fig.suptitle("Raw vs symmetrized dynamics: mean ± spread over seeds (dots: each seed)")
-    fig.tight_layout()
-    fig.savefig(out / "study.png", dpi=110)
-    plt.close(fig)
-    return "study.png"
 
 
 # ----------------------------------------------------------------------------- the study
@@ -424,10 +302,6 @@ def run_study(out, model: str = DEFAULT_MODEL, structure=DEFAULT_STRUCTURE, spec
 
     ``threads`` sets torch's threads as ``mdsym run --threads`` does (``auto``: one
     below 256 atoms), for the checks and for every run (None: ``auto``)."""
-    from mdsym.core.defaults import structure_path
-    from mdsym.core.threads import configure_threads
-    from mdsym.workflows.compare import compare_runs
-
     started = time.monotonic()
     structure = DEFAULT_STRUCTURE if structure is None else structure
     specs = parse_specs(",".join(specs))
@@ -453,7 +327,7 @@ def run_study(out, model: str = DEFAULT_MODEL, structure=DEFAULT_STRUCTURE, spec
             if progress:
                 speed = report.get("steps_per_s")
                 progress(f"{path.name}: {report['status']}" + (" (reused)" if done == "reused" else "")
-                         + (f", {speed:.1f} steps/s" if _finite(speed) else "")
+                         + (f", {speed:.1f} steps/s" if finite(speed) else "")
                          + (f" ({report.get('reason')})" if report["status"] != "completed" else ""))
             paths.append(path)
     reference = out / "runs" / run_name(specs[-1], seeds[0])
