@@ -17,6 +17,8 @@ all use these.
 import numpy as np
 import vesin
 from ase.data import covalent_radii
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 
 #: bonded: closer than BOND_FACTOR x the sum of the covalent radii
 BOND_FACTOR = 1.2
@@ -55,9 +57,6 @@ def bonds(positions, numbers, factor: float = BOND_FACTOR, cell=None) -> set:
 def molecules(atoms) -> list:
     """Index arrays of the molecules of ``atoms`` (an ``ase.Atoms``): the connected
     components of its bond graph, in order of their first atom."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
     cell = atoms.cell.array if np.all(atoms.pbc) else None
     pairs, _ = bonded_pairs(atoms.positions, atoms.numbers, cell=cell)
     n = len(atoms)

@@ -12,6 +12,7 @@ import ase
 import ase.io
 import numpy as np
 import vesin
+from ase.data import atomic_masses
 
 from mdsym.core.defaults import structure_path
 from mdsym.core.errors import MdsymError
@@ -60,8 +61,6 @@ class System:
 
     def __post_init__(self):
         if self.masses is None:
-            from ase.data import atomic_masses
-
             self.masses = atomic_masses[self.numbers]
 
     @property

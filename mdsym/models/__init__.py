@@ -20,14 +20,18 @@
 is used as it is: it must already be where they say. ASE calculators have neither.
 """
 
+import importlib.util
 import re
 import zipfile
 from pathlib import Path
 
 import torch
+from ase.calculators.calculator import BaseCalculator
 
 from mdsym.core.errors import MdsymError
+from mdsym.models import shipped
 from mdsym.models.analytic import AnalyticModel, SpuriousTerm
+from mdsym.models.ase_calculator import ASECalculatorModel
 from mdsym.models.base import Model, TorchModel
 from mdsym.models.devices import dtype_name, resolve_device, resolve_dtype
 from mdsym.models.native import NativeModel, load_torchscript
@@ -70,14 +74,10 @@ def parse_analytic(spec: str) -> AnalyticModel:
 
 def load_model(spec, forces: str = "auto", device=None, dtype=None) -> Model:
     """Any supported model as an mdsym ``Model`` (see the module docstring)."""
-    from ase.calculators.calculator import BaseCalculator
-
     if isinstance(spec, Model):
         _check_placed(spec, device, dtype)
         return spec
     if isinstance(spec, BaseCalculator):
-        from mdsym.models.ase_calculator import ASECalculatorModel
-
         model = ASECalculatorModel(spec)
         _check_placed(model, device, dtype)
         return model
@@ -90,7 +90,6 @@ def load_model(spec, forces: str = "auto", device=None, dtype=None) -> Model:
     python = _PYTHON_OBJECT.match(text)
     if python:
         return load_python(python["path"], python["name"], **placement)
-    from mdsym.models import shipped
 
     if text in shipped.names():
         return load_file(shipped.path(text), name=text, **placement)
@@ -108,9 +107,7 @@ _PYTHON_OBJECT = re.compile(r"^(?P<path>.+\.py)(?::(?P<name>[A-Za-z_][A-Za-z0-9_
 
 def load_python(path, name, forces: str = "auto", device=None, dtype=None) -> Model:
     """The object ``name`` of the Python file ``path`` as an mdsym model."""
-    import importlib.util
 
-    from ase.calculators.calculator import BaseCalculator
 
     path = Path(path)
     if not path.is_file():
@@ -133,8 +130,6 @@ def load_python(path, name, forces: str = "auto", device=None, dtype=None) -> Mo
         except Exception as error:
             raise MdsymError(f"{path}:{name}() failed: {type(error).__name__}: {error}") from None
     if isinstance(found, BaseCalculator):
-        from mdsym.models.ase_calculator import ASECalculatorModel
-
         model = ASECalculatorModel(found, name=f"{path.name}:{name}")
         _check_placed(model, device, dtype)
         return model
@@ -160,7 +155,7 @@ def load_file(path, name=None, forces: str = "auto", device=None, dtype=None) ->
     except Exception:
         module = None  # not plain TorchScript: maybe a metatomic model with extensions
     if module is None or hasattr(module, "capabilities"):
-        from mdsym.models.metatomic import MetatomicModel
+        from mdsym.models.metatomic import MetatomicModel  # metatomic-torch loads for its files only
 
         return MetatomicModel(path, name=name, forces=forces, device=device, dtype=dtype)
     return NativeModel(module, name=name or path.stem, forces=forces, device=device, dtype=dtype)
@@ -169,8 +164,6 @@ def load_file(path, name=None, forces: str = "auto", device=None, dtype=None) ->
 def _check_placed(model: Model, device, dtype) -> None:
     """A ready-made model (or an ASE calculator) stays where it is: one line if asked
     for another device or dtype than it has (None and auto ask for nothing)."""
-    from mdsym.models.ase_calculator import ASECalculatorModel
-
     if model.dtype is None:  # not a torch model: no device, its own precision
         what = "an ASE calculator" if isinstance(model, ASECalculatorModel) else "not a torch model"
         if device is not None and str(device).strip().lower() not in ("auto", "cpu"):

@@ -19,6 +19,7 @@ import functools
 
 import numpy as np
 import torch
+from ase.data import chemical_symbols
 
 from mdsym.core.errors import MdsymError
 from mdsym.core.rotations import rotate_vectors
@@ -50,8 +51,6 @@ class Model(abc.ABC):
         if self.species is not None:
             unknown = sorted(set(system.numbers.tolist()) - set(self.species))
             if unknown:
-                from ase.data import chemical_symbols
-
                 names = ", ".join(chemical_symbols[z] for z in unknown)
                 known = ", ".join(chemical_symbols[z] for z in sorted(self.species))
                 raise MdsymError(

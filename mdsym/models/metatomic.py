@@ -16,8 +16,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from metatensor.torch import Labels, TensorBlock
+from metatomic.torch import ModelEvaluationOptions, ModelOutput, System, load_atomistic_model
 
 from mdsym.core.errors import MdsymError
+from mdsym.core.rotations import rotate_vectors
 from mdsym.models.base import TorchModel
 from mdsym.models.devices import dtype_name, resolve_device, resolve_dtype
 
@@ -30,8 +33,6 @@ class MetatomicModel(TorchModel):
     pair_budget = 8192
     def __init__(self, path, name=None, forces: str = "auto", check_consistency: bool = False,
                  device=None, dtype=None):
-        from metatomic.torch import load_atomistic_model
-
         path = Path(path)
         if not path.exists():
             raise MdsymError(f"model file not found: {path}")
@@ -74,8 +75,6 @@ class MetatomicModel(TorchModel):
             self.full_neighbour_list = self.requests[0].full_list
 
     def compute(self, system, positions, cells, edges, neighbours) -> dict:
-        from metatomic.torch import ModelEvaluationOptions, ModelOutput
-
         systems = self.systems(system, positions, cells, edges)
         requested = {"energy": ModelOutput(unit="eV", sample_kind="system")}
         if self.forces_kind == "direct":
@@ -97,9 +96,6 @@ class MetatomicModel(TorchModel):
 
     def systems(self, system, positions, cells, edges) -> list:
         """One metatomic System per copy, with the requested neighbour lists."""
-        from metatensor.torch import Labels, TensorBlock
-        from metatomic.torch import System
-
         device = self.device
         types = torch.as_tensor(system.numbers, dtype=torch.int32, device=device)
         pbc = torch.as_tensor(system.pbc, device=device)
@@ -136,8 +132,6 @@ class MetatomicModel(TorchModel):
     def rotated_systems(self, system, rotations) -> list:
         """The metatomic systems of the copies ``r R_g^T`` (no autograd leaves), as
         ``evaluate`` builds them: for measurements inside the model (hidden layers)."""
-        from mdsym.core.rotations import rotate_vectors
-
         rotations = torch.as_tensor(rotations, dtype=self.dtype, device=self.device)
         positions = rotate_vectors(torch.as_tensor(system.positions, dtype=self.dtype,
                                                    device=self.device), rotations)

@@ -47,6 +47,8 @@ Layers, in forward order (``node`` per atom, ``edge`` per neighbour pair):
 """
 
 import torch
+from metatensor.torch import Labels, TensorBlock, TensorMap
+from metatomic.torch import ModelOutput
 
 from mdsym.core.errors import MdsymError
 
@@ -215,9 +217,6 @@ class PetLayers:
 
     def _post_process(self, systems, atomic, sample_labels):
         """``PET.forward`` after ``predict``: per-system sum, scaler, additive models."""
-        from metatensor.torch import TensorBlock, TensorMap
-        from metatomic.torch import ModelOutput
-
         pet = self.pet
         outputs = {TARGET: ModelOutput(unit="eV", sample_kind="system")}
         predictions = pet._get_output_atomic_predictions(atomic, sample_labels, outputs, None)
@@ -252,8 +251,6 @@ class PetLayers:
     def check_energy(self, systems: list, energy: torch.Tensor) -> float:
         """Largest relative difference between the layer path's energies and the
         model's own forward; raises MdsymError beyond float round-off."""
-        from metatomic.torch import ModelOutput
-
         requested = {TARGET: ModelOutput(unit="eV", sample_kind="system")}
         reference = self.pet(systems, requested, None)[TARGET].block().values.reshape(-1)
         scale = reference.abs().clamp_min(torch.finfo(reference.dtype).tiny)
@@ -271,8 +268,6 @@ class PetLayers:
 def _concatenate_structures(systems, options):
     """``metatrain.pet.modules.structures.concatenate_structures``: one batch of atoms
     and pairs (a TorchScript function of the file that Python cannot reach)."""
-    from metatensor.torch import Labels
-
     positions, species, cells, pairs, sizes, counts = [], [], [], [], [], []
     for system in systems:
         pairs.append(system.get_neighbor_list(options).samples.values)

@@ -25,6 +25,7 @@ from scipy.integrate import lebedev_rule
 from scipy.spatial.transform import Rotation
 
 from mdsym.core.defaults import MAX_QUADRATURE_DEGREE
+from mdsym.symmetry.wigner import sector_characters, wigner_d
 
 # orders accepted by scipy.integrate.lebedev_rule
 LEBEDEV_ORDERS = (
@@ -200,8 +201,6 @@ def worst_error(rotations, weights, degree: int, inversion: bool = True) -> floa
     """Largest deviation, over every Wigner-D sector up to ``degree`` (both parities if
     ``inversion``), of the weighted mean from the group average (1 for the trivial
     sector, 0 otherwise)."""
-    from mdsym.symmetry.wigner import sector_characters, wigner_d
-
     rotations, weights = np.asarray(rotations), np.asarray(weights)
     d = wigner_d(rotations, degree)
     worst = 0.0
