@@ -11,6 +11,7 @@ from ase.cluster import Icosahedron
 from mdsym.models import load_model
 from mdsym.reports.scorecard import ROW_FIELDS
 from mdsym.workflows.dynamic_equivariance import dynamic_equivariance, initial_state, static_rotation_tests
+from tests.journeys.checks import check_markdown_tables
 
 INVARIANT = "analytic:cutoff=5.5"  # Morse pairs, no spurious term: exactly O(3) invariant
 ANISOTROPIC = "analytic:vector1=0.05,bond2=0.05"
@@ -127,6 +128,7 @@ def test_audit_fast_on_the_analytic_model_writes_every_field(tmp_path, user_mode
     assert raw["arena_mean_cosine"] < 0.99
     assert raw["evaluations_per_step"] == 1 and symmetrized["evaluations_per_step"] == 8
     assert (out / "audit.md").read_text().count("| `analytic:vector1=0.05` |") == 2
+    assert check_markdown_tables(out / "audit.md") >= 1
     assert (out / "analytic_vector1_0.05" / "scorecard.png").exists()
     # the same folder with other settings is refused in one line, nothing overwritten
     again = subprocess.run([sys.executable, "-m", "mdsym", "audit", "analytic:vector1=0.05", "--fast", "--seed", "1",

@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from mdsym.cli.main import main
 from mdsym.workflows import study
 from mdsym.workflows.study import aggregate, conclusion, run_study
+from tests.journeys.checks import check_markdown_tables
 
 ANISOTROPIC = "analytic:vector1=0.05"  # a degree-1 spurious term: o3:1 removes it exactly
 
@@ -127,6 +128,7 @@ def test_short_study_on_an_anisotropic_analytic_model(tmp_path):
     assert raw["A_driving"]["mean"] > 1e-2 and grid["A_driving"]["mean"] < 1e-10
     assert saved["conclusion"]["ratio"] == pytest.approx(raw["max_dL"]["mean"] / grid["max_dL"]["mean"])
     report = (out / "study.md").read_text()
+    assert check_markdown_tables(out / "study.md") >= 1
     assert report.splitlines()[2] == saved["conclusion"]["sentence"]  # the answer opens the report
     assert "o3:1-symmetrized" in report and (out / "study.png").exists()
 

@@ -129,6 +129,10 @@ class RunData:
     notes: list = field(default_factory=list)  # partial / failed / truncated, one line each
     universe: object = None  # MDAnalysis Universe over the whole frames
     n_frames: int = 0  # whole frames of trajectory.trr (the arrays hold them only with arrays=True)
+    #: provenance: what was read, in which units and precision (analysis.json's ``source``)
+    source: dict = field(default_factory=dict)
+    #: what the reader must say first (truncated files): the report's and terminal's top lines
+    warnings: list = field(default_factory=list)
 
     @property
     def n_atoms(self) -> int:
@@ -156,6 +160,37 @@ def energy_rows(thermo: dict, config) -> np.ndarray:
     steps = np.asarray(thermo["step"]).astype(int)
     interval = config.symmetrize.mts_interval if config is not None else 0
     return steps % interval == 0 if interval > 1 else np.ones(len(steps), bool)
+
+
+def missing_frames(info: dict, last_frame_step: int):
+    """The step the run reached when its trajectory should hold a later frame than
+    ``last_frame_step`` (frames come every ``stride`` steps and at a completed run's last
+    step), else None."""
+    config, done = info.get("config") or {}, info.get("steps_done")
+    stride = config.get("stride")
+    if not isinstance(done, int) or not isinstance(stride, int) or stride < 1:
+        return None
+    expected = done if info.get("status") == "completed" else done // stride * stride
+    return done if last_frame_step < expected else None
+
+
+def run_source(run: RunDirectory, info: dict) -> dict:
+    """The provenance of an mdsym run directory: its files, their units and precision,
+    and the energy the drift is fitted on."""
+    config = info.get("config") or {}
+    nvt = config.get("ensemble") == "nvt"
+    return {
+        "kind": "mdsym", "engine": config.get("engine"),
+        "files": [str(f) for f in (run.info, run.structure, run.thermo, run.trajectory)],
+        "units": {"thermo.csv": info.get("thermo_units"),
+                  "trajectory.trr": "GROMACS TRR read by MDAnalysis: positions A, velocities A/ps, "
+                                    "forces kJ/mol/A, time ps (single precision)"},
+        "energy": {"column": "conserved_eV", "file": str(run.thermo),
+                   "kind": "conserved (total energy minus the thermostat's exchange)" if nvt
+                   else "total energy"},
+        "precision": {"thermo.csv": "float64, every step", "trajectory.trr": "float32, every stride steps"},
+        "velocities": True, "forces": True,
+    }
 
 
 def load_run(path, read_frames: bool = True, arrays: bool = True) -> RunData:
@@ -204,6 +239,7 @@ def load_run(path, read_frames: bool = True, arrays: bool = True) -> RunData:
         numbers=np.asarray(atoms.numbers), periodic=bool(np.all(atoms.pbc)),
         time_ps=np.zeros(0), step=np.zeros(0, dtype=np.int64), positions=empty,
         velocities=empty, forces=empty, boxes=np.zeros((0, 6)), thermo=thermo, notes=notes,
+        source=run_source(run, info),
     )
     if not read_frames:
         return data
@@ -220,6 +256,11 @@ def load_run(path, read_frames: bool = True, arrays: bool = True) -> RunData:
             f"{run.trajectory} ends with a truncated frame ({torn} bytes): "
             f"analysed its {len(whole)} whole frames"
         )
+    missing = missing_frames(info, whole[-1][2])
+    if missing:
+        data.warnings.append(f"{run.trajectory} was cut: its last whole frame is step {whole[-1][2]} "
+                             f"but the run reached step {missing}; the figures from frames cover "
+                             f"{len(whole)} frames only (thermo.csv's figures cover every step)")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # MDAnalysis: offsets cache rebuilt, no box
         universe = run.universe()

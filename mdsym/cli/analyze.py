@@ -32,6 +32,8 @@ def analyze(run_dir, out, every, degree, content, no_equivariance, model, batch_
         click.echo(json.dumps(report, indent=2, default=str))
         return
     folder = out or Path(run_dir) / "analysis"
+    for warning in report.get("warnings", []):
+        click.echo(f"WARNING: {warning}", err=True)
     click.echo(f"{run_dir}: status {report['status']}, {report['frames']} frames, {report['n_atoms']} atoms")
     for note in report["notes"]:
         click.echo(f"  note: {note}")
@@ -48,7 +50,8 @@ def analyze(run_dir, out, every, degree, content, no_equivariance, model, batch_
     a = report.get("angular_momentum")
     if a:
         if a.get("conserved"):
-            click.echo(f"  max |L(t)-L(0)| {a['max_dL']:.4g} amu A^2/ps, max |torque| {a['torque_max_eV']:.3g} eV")
+            click.echo(f"  max |L(t)-L(0)| {a['max_dL']:.4g} amu A^2/ps, max |torque| {a['torque_max_eV']:.3g} eV"
+                       + (f" ({a['source']})" if a.get("source") else ""))
         click.echo(f"  max |net force| {a['net_force_max_eVA']:.3g} eV/A")
     e = report.get("equivariance", {})
     if "A_forces" in e:

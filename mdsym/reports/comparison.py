@@ -9,7 +9,7 @@ import numpy as np
 
 from mdsym.core.errors import MdsymError
 from mdsym.md.config import RunConfig
-from mdsym.reports.formatting import g, pyplot
+from mdsym.reports.formatting import g, markdown_table, pyplot
 
 
 def config_of(report: dict):
@@ -62,15 +62,9 @@ def table(result: dict) -> list:
 def markdown(result: dict) -> str:
     """The page ``comparison.md``: the table, the public audits' figures, notes, plots."""
     lines = ["# mdsym comparison", "", f"Structural distances (Wasserstein-1) are against `{result['reference']}`.", ""]
-    rows = table(result)
-    lines.append("| " + " | ".join(rows[0]) + " |")
-    lines.append("|---" * len(rows[0]) + "|")
-    for row in rows[1:]:
-        lines.append("| " + " | ".join(row) + " |")
-    field = field_table(result)
-    lines += ["", "## Figures of the public audits (definitions: `mdsym/analysis/field_scores.py`)", "",
-              "| " + " | ".join(field[0]) + " |", "|---" * len(field[0]) + "|"]
-    lines += ["| " + " | ".join(row) + " |" for row in field[1:]]
+    lines += markdown_table(table(result))
+    lines += ["", "## Figures of the public audits (definitions: `mdsym/analysis/field_scores.py`)", ""]
+    lines += markdown_table(field_table(result))
     notes = [(r["label"], n) for r in result["runs"] for n in r["notes"]]
     if notes:
         lines += ["", "## Notes", ""] + [f"- {label}: {note}" for label, note in notes]

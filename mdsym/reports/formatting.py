@@ -35,6 +35,14 @@ def plus_minus(stats) -> str:
     return _digits(stats["mean"]) + (f" ± {_digits(stats['spread'], 2)}" if stats["spread"] is not None else "")
 
 
+def markdown_table(rows) -> list:
+    """Rows of cells (the first the header) as the lines of a markdown table: every
+    ``|`` inside a cell escaped, so each row renders with as many cells as the header."""
+    cells = [[str(c).replace("\\|", "|").replace("|", "\\|") for c in row] for row in rows]
+    return (["| " + " | ".join(cells[0]) + " |", "|---" * len(cells[0]) + "|"]
+            + ["| " + " | ".join(row) + " |" for row in cells[1:]])
+
+
 def sector_label(sector) -> str:
     """``(lambda, sigma)`` as ``(1,+)``."""
     lam, sigma = sector

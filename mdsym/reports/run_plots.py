@@ -67,8 +67,8 @@ def _angular_momentum(plt, report, series):
     ax.plot(t, series["am_net_force"], lw=1, label="|net force| (eV/A)")
     if not periodic:
         ax.plot(t, series["am_torque"], lw=1, label="|torque| (eV)")
-    ax.set(xlabel="time (ps)", title="Net force and torque" if not periodic else
-           "Net force (periodic: L not conserved)")
+    ax.set(xlabel="time (ps)", ylabel="|net force| (eV/A)" + ("" if periodic else ", |torque| (eV)"),
+           title="Net force and torque" if not periodic else "Net force (periodic: L not conserved)")
     ax.legend(fontsize=8)
     return fig, "angular_momentum.png"
 
@@ -112,12 +112,18 @@ def _equipartition(plt, report, series):
     temps = [k for k in series if k.startswith("T_")]
     if not temps:
         return None
-    t = series["am_time_ps"]
-    fig, ax = plt.subplots(figsize=(6, 3.6))
-    for key in temps:
-        ax.plot(t, series[key], lw=1, label=key[2:])
-    ax.set(xlabel="time (ps)", ylabel="T (K)", title="Kinetic temperatures (equipartition)")
-    ax.legend(fontsize=8)
+    t = series["T_time_ps"] if "T_time_ps" in series else series["am_time_ps"]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    window = max(1, len(t) // 10)
+    for k, key in enumerate(k for k in temps if k != "T_time_ps"):
+        values = np.asarray(series[key], float)
+        ax.plot(t, values, lw=0.5, alpha=0.3, color=f"C{k}")
+        ax.plot(t, running_mean(values, window), lw=1.5, color=f"C{k}", label=key[2:])
+    ax.set(xlabel="time (ps)", ylabel="T (K)",
+           title=f"Kinetic temperatures (equipartition): running mean over {window} frames")
+    if report.get("config", {}).get("beads", 1) > 1:
+        ax.set_title(ax.get_title() + f"\nper bead ({report['config']['beads']} beads): T/P each", fontsize=9)
+    ax.legend(fontsize=7, ncol=2)
     return fig, "equipartition.png"
 
 
@@ -126,13 +132,33 @@ def _structure(plt, report, series):
     if st.get("kind") == "rdf":
         fig, ax = plt.subplots(figsize=(6, 3.6))
         ax.plot(st["bins"], st["rdf"], lw=1)
-        ax.set(xlabel="r (A)", ylabel="g(r)", title="Radial distribution function")
+        ax.set(xlabel="r (A)", ylabel="g(r)", title="Radial distribution function, all atom pairs")
         return fig, "structure.png"
     if st.get("kind") == "bonds":
         fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
-        axes[0].plot(st["bond_bins"], st["bond_hist"], lw=1)
-        axes[0].set(xlabel="bond length (A)", ylabel="density", title="Bond lengths")
-        axes[1].plot(st["angle_bins"], st["angle_hist"], lw=1)
-        axes[1].set(xlabel="angle (deg)", ylabel="density", title="Bond angles")
+        for ax, key, unit, title in ((axes[0], "bond", "A", "Bond lengths"),
+                                     (axes[1], "angle", "deg", "Bond angles")):
+            bins, hist = np.asarray(st[f"{key}_bins"]), np.asarray(st[f"{key}_hist"])
+            ax.plot(bins, hist, lw=1)
+            ax.set(xlabel=f"{'bond length' if key == 'bond' else 'angle'} ({unit})",
+                   ylabel=f"probability density (1/{unit})", title=title, xlim=data_range(bins, hist))
         return fig, "structure.png"
     return None
+
+
+def running_mean(values: np.ndarray, window: int) -> np.ndarray:
+    """The mean of the last ``window`` values at each point (fewer at the start)."""
+    sums = np.cumsum(np.insert(values, 0, 0.0))
+    counts = np.minimum(np.arange(1, len(values) + 1), window)
+    return (sums[1:] - sums[np.arange(len(values)) + 1 - counts]) / counts
+
+
+def data_range(bins: np.ndarray, hist: np.ndarray) -> tuple:
+    """The span of the bins that hold data, with a margin of a tenth of it (the whole
+    axis when none do)."""
+    filled = np.flatnonzero(hist > 0)
+    if not len(filled):
+        return float(bins[0]), float(bins[-1])
+    low, high = float(bins[filled[0]]), float(bins[min(filled[-1] + 1, len(bins) - 1)])
+    margin = 0.1 * (high - low) or 1.0
+    return low - margin, high + margin

@@ -17,6 +17,8 @@ def markdown(report: dict) -> str:
 def _header(report: dict) -> list:
     config = report.get("config", {})
     lines = [f"# mdsym analysis of `{report['run']}`", ""]
+    for warning in report.get("warnings", []):
+        lines += [f"**Warning:** {warning}.", ""]
     lines.append(f"- status: **{report['status']}**"
                  + (f" ({report['reason']})" if report.get("reason") else ""))
     if report.get("time_to_failure_fs") is not None:
@@ -68,6 +70,10 @@ def _angular_momentum(report: dict) -> list:
                   "| max \\|net force\\| (eV/A) |", "|---|---|---|---|---|",
                   f"| {g(a['max_dL'])} | {g(a['L0_norm'])} | {g(a['drift_rate'])} | {g(a['torque_max_eV'])} "
                   f"| {g(a['net_force_max_eVA'])} |"]
+        if a.get("source"):
+            lines.append(f"\nFrom {a['source']}" + (
+                f"; from the frames ({a['frames']['source']}): max |L(t)-L(0)| {g(a['frames']['max_dL'])}"
+                if a.get("frames") else "") + ".")
     else:
         lines += [a["note"] + ".", "", f"max |net force|: {g(a['net_force_max_eVA'])} eV/A, "
                   f"mean {g(a['net_force_mean_eVA'])} eV/A"]
@@ -108,6 +114,11 @@ def _equipartition(report: dict) -> list:
     for key, f in q.items():
         if isinstance(f, dict):
             lines.append(f"| {key} | {g(f['mean_K'], '.1f')} | {g(f['mean_second_half_K'], '.1f')} |")
+    beads = report.get("config", {}).get("beads", 1)
+    if beads > 1:
+        lines.append(f"\nPath-integral run ({beads} beads): the frames hold i-PI's centroid, whose "
+                     f"velocities give kinetic temperatures of about T/{beads}, not the system's "
+                     "temperature; thermo.csv's temperature_K is i-PI's estimator.")
     lines.append("\n![equipartition](equipartition.png)")
     return lines
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mdsym.reports.formatting import cell, pyplot, slug
+from mdsym.reports.formatting import cell, markdown_table, pyplot, slug
 
 #: the fields of every scorecard row, in the order of the table (titles: COLUMN_TITLES)
 ROW_FIELDS = (
@@ -35,13 +35,10 @@ COLUMN_TITLES = {
 def table(rows, with_model: bool) -> list:
     """Markdown lines of a table of scorecard rows."""
     fields = [f for f in ROW_FIELDS if f not in ("model", "structure")]
-    titles = (["model"] if with_model else []) + [COLUMN_TITLES[f].replace("|", "\\|") for f in fields]
-    lines = ["| " + " | ".join(titles) + " |", "|---" * len(titles) + "|"]
-    for row in rows:
-        cells = ([f"`{row['model']}`"] if with_model else []) + [
-            f"`{row[f]}`" if f == "spec" else cell(row[f]) for f in fields]
-        lines.append("| " + " | ".join(cells) + " |")
-    return lines
+    titles = (["model"] if with_model else []) + [COLUMN_TITLES[f] for f in fields]
+    body = [([f"`{row['model']}`"] if with_model else []) + [
+        f"`{row[f]}`" if f == "spec" else cell(row[f]) for f in fields] for row in rows]
+    return markdown_table([titles] + body)
 
 
 def markdown(result: dict) -> str:
@@ -105,7 +102,7 @@ def plot_scorecard(model: dict, out: Path, threshold_A: float) -> str:
             d = np.maximum(np.asarray(element["distance_A"]), 1e-16)
             ax_d.semilogy(t[:len(d)], d, color=colour, lw=1, ls="-" if element["proper"] else "--",
                           label=label if k == 0 else None)
-    ax_d.axhline(threshold_A, color="grey", lw=0.8)
+    ax_d.axhline(threshold_A, color="grey", lw=0.8, ls=":", label=f"threshold {threshold_A:g} A")
     ax_d.set(xlabel="time (fs)", ylabel="RMSD to the transformed reference (A)",
              title="Dynamic equivariance (dashed: inversion)")
     ax_d.legend(fontsize=7)
@@ -117,8 +114,9 @@ def plot_scorecard(model: dict, out: Path, threshold_A: float) -> str:
         values = [row[key] if isinstance(row[key], (int, float)) else np.nan for row in model["rows"]]
         ax_s.bar(np.arange(len(specs)) + j * width, values, width, label=label)
     ax_s.set_xticks(np.arange(len(specs)) + width, specs, rotation=20)
-    ax_s.set(ylim=(0, 1.05), title="Scores (1 is best)")
-    ax_s.legend(fontsize=7)
+    ax_s.set(ylim=(0, 1.05), ylabel="score", title="Scores (1 is best)")
+    # below the axes: inside, the legend would cover the bars (most scores are near 1)
+    ax_s.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.25), ncol=len(keys))
     fig.suptitle(f"{model['model']} on {Path(model['structure']).name}")
     fig.tight_layout()
     path = out / slug(model["model"]) / "scorecard.png"

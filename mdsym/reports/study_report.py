@@ -8,7 +8,7 @@ import numpy as np
 
 from mdsym.core.defaults import STUDY_EQUIVARIANCE_FRAMES
 from mdsym.reports.comparison import table
-from mdsym.reports.formatting import finite, plus_minus, pyplot
+from mdsym.reports.formatting import finite, markdown_table, plus_minus, pyplot
 
 
 def failure_lines(summary) -> list:
@@ -32,13 +32,6 @@ def summary_table(summary) -> list:
     return rows
 
 
-def _markdown_table(rows) -> list:
-    """Rows of strings as a markdown table (a ``|`` inside a cell is escaped)."""
-    cells = [[cell.replace("|", "\\|") for cell in row] for row in rows]
-    return (["| " + " | ".join(cells[0]) + " |", "|---" * len(cells[0]) + "|"]
-            + ["| " + " | ".join(row) + " |" for row in cells[1:]])
-
-
 def markdown(study: dict, comparison: dict) -> str:
     """The page ``study.md``: failures, the conclusion and its table, then every run."""
     setup = study["setup"]
@@ -49,7 +42,7 @@ def markdown(study: dict, comparison: dict) -> str:
         lines += [f"**{len(failures)} of {n_runs} runs did not complete**; their physics figures are left "
                   "out of the means below:", ""] + [f"- {line}" for line in failures] + [""]
     lines += [study["conclusion"]["sentence"], ""]
-    lines += _markdown_table(summary_table(study["summary"]))
+    lines += markdown_table(summary_table(study["summary"]))
     lines += [
         "",
         f"Mean ± spread (sample standard deviation) over seeds {', '.join(map(str, setup['seeds']))}. "
@@ -73,7 +66,7 @@ def markdown(study: dict, comparison: dict) -> str:
     lines += [f"![{name[:-4]}]({name})" for name in study["plots"]]
     lines += ["", "## Every run", "", f"Structural distances (Wasserstein-1) are against "
               f"`{comparison['reference']}`.", ""]
-    lines += _markdown_table(table(comparison))
+    lines += markdown_table(table(comparison))
     notes = [(r["label"], n) for r in comparison["runs"] for n in r["notes"]]
     if notes:
         lines += ["", "## Notes", ""] + [f"- {label}: {note}" for label, note in notes]

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from mdsym.analysis import structure
-from mdsym.analysis.angular_momentum import AngularMomentum
+from mdsym.analysis.angular_momentum import AngularMomentum, figures_of
 from mdsym.analysis.drift import energy_drift
 from mdsym.analysis.equipartition import Equipartition
 from mdsym.analysis.equivariance_series import EquivarianceSeries, model_of_run, summarize
@@ -44,10 +44,12 @@ def analyze_run(path, out=None, every=None, degree: int = 2, content: bool = Fal
                 run=None) -> dict:
     """Analyse one run directory; returns the content of analysis.json."""
     run = run if run is not None else load_run(path, arrays=False)  # frames streamed below
-    out = Path(out) if out is not None else run.path / "analysis"
-    out.mkdir(parents=True, exist_ok=True)
     notes = list(run.notes)
     config = run_config(run, notes)
+    if (equivariance or layers) and model is None and config is not None and run.source.get("kind") == "mdsym":
+        check_model(run, config)
+    out = Path(out) if out is not None else run.path / "analysis"
+    out.mkdir(parents=True, exist_ok=True)
     report = {
         "run": str(run.path), "status": run.status, "reason": run.info.get("reason"),
         "time_to_failure_fs": run.info.get("time_to_failure_fs"),
@@ -55,8 +57,8 @@ def analyze_run(path, out=None, every=None, degree: int = 2, content: bool = Fal
         "wall_time_s": run.info.get("wall_time_s"),
         "config": config.to_json() if config is not None else run.config,
         "n_atoms": run.n_atoms, "periodic": run.periodic, "frames": run.n_frames,
-        "time_span_ps": None,
-        "notes": notes,
+        "time_span_ps": None, "source": dict(run.source),
+        "warnings": list(run.warnings), "notes": notes,
     }
     series = {}
 
@@ -85,6 +87,13 @@ def analyze_run(path, out=None, every=None, degree: int = 2, content: bool = Fal
         report["time_span_ps"] = [float(am.results.time_ps[0]), float(am.results.time_ps[-1])]
         report["angular_momentum"] = am.results.figures
         series.update({f"am_{k}": v for k, v in am.results.series.items()})
+        precise = thermo_mechanics(run, config)
+        if precise is not None:  # float64, every step: what the float32 frames would floor
+            figures, thermo_series = precise
+            figures["frames"] = {k: am.results.figures.get(k) for k in ("max_dL", "drift_rate", "torque_max_eV")}
+            figures["frames"]["source"] = "trajectory.trr (float32, every stride steps)"
+            report["angular_momentum"] = figures
+            series.update({f"am_{k}": v for k, v in thermo_series.items()})
         report["equipartition"] = eq.results.figures
         series.update({f"T_{k}": v for k, v in eq.results.temperatures.items()})
 
@@ -100,6 +109,7 @@ def analyze_run(path, out=None, every=None, degree: int = 2, content: bool = Fal
         report["hidden_layers"] = {"skipped": f"{run.path / 'trajectory.trr'} has no frames"}
         notes.append(f"hidden layers not measured: {report['hidden_layers']['skipped']}")
 
+    report["warnings"] += temperature_warnings(run, config)
     np.savez_compressed(out / "series.npz", **{k: np.asarray(v) for k, v in series.items()})
     (out / "analysis.json").write_text(json.dumps(report, indent=2, default=json_default))
     if plots:
@@ -107,6 +117,47 @@ def analyze_run(path, out=None, every=None, degree: int = 2, content: bool = Fal
         (out / "analysis.json").write_text(json.dumps(report, indent=2, default=json_default))
     (out / "report.md").write_text(markdown(report))
     return report
+
+
+def check_model(run, config) -> None:
+    """A run directory whose recorded model cannot be loaded here fails in one line
+    (unless ``--model`` names another or ``--no-equivariance`` skips the measurement)."""
+    try:
+        model_of_run(config)
+    except MdsymError as error:
+        raise MdsymError(f"the model of {run.path} cannot be loaded here ({error}): pass --model to "
+                         "name it, or --no-equivariance to analyse without it") from None
+
+
+def thermo_mechanics(run, config):
+    """``(figures, series)`` of L, torque and net force from thermo.csv (float64, every
+    step; ``mts:K``: the outer steps) for an isolated system, or None when thermo.csv
+    has none (periodic runs, foreign trajectories without these columns)."""
+    thermo = run.thermo
+    if run.periodic or thermo is None or not np.isfinite(thermo["Lx"]).all() or not len(thermo["Lx"]):
+        return None
+    rows = energy_rows(thermo, config)
+    vector = lambda name: np.column_stack([thermo[f"{name}{axis}"][rows] for axis in ("x", "y", "z")])  # noqa: E731
+    figures, series = figures_of(thermo["time_fs"][rows] / 1000.0, vector("L"), vector("torque_"),
+                                 vector("fnet_"), periodic=False)
+    figures["source"] = "thermo.csv (float64, " + (
+        "every step)" if rows.all() else "outer steps, step % K == 0)")
+    return figures, series
+
+
+def temperature_warnings(run, config) -> list:
+    """A warning when the mean temperature of the run is far (over 20 %) from its target
+    (NVT) or its initial temperature (NVE): the start was far from equilibrium."""
+    if run.thermo is None or config is None or len(run.thermo["temperature_K"]) < 10:
+        return []
+    temperature = run.thermo["temperature_K"]
+    target = config.temperature_K if config.ensemble == "nvt" else float(temperature[0])
+    mean = float(np.mean(temperature))
+    if not target or abs(mean - target) <= 0.2 * target:
+        return []
+    return [f"the mean temperature, {mean:.0f} K (max {float(np.max(temperature)):.0f} K), is far from "
+            f"the {'target' if config.ensemble == 'nvt' else 'initial'} {target:.0f} K: the start was far "
+            "from equilibrium (relax and thermalise it first), or the dynamics heats up"]
 
 
 def run_config(run, notes) -> RunConfig:

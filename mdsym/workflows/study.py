@@ -287,7 +287,7 @@ def conclusion(summary) -> dict:
     out["sentence"] = (
         f"Raw dynamics changed the angular momentum by max|L(t) - L(0)| = {plus_minus(raw['max_dL'])} amu A^2/ps, "
         f"{out['ratio']:.3g} times the {plus_minus(by_spec[grid]['max_dL'])} of {grid}-symmetrized dynamics "
-        f"(mean ± spread over {raw['max_dL']['n']} and {by_spec[grid]['max_dL']['n']} seeds).")
+        f"(mean ± spread over seeds: {raw['max_dL']['n']} raw runs, {by_spec[grid]['max_dL']['n']} {grid} runs).")
     return out
 
 

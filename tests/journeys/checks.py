@@ -104,6 +104,7 @@ def check_analysis(run_dir) -> dict:
     assert isinstance(slope, (int, float)) and math.isfinite(slope), f"drift not finite: {drift}"
     text = (folder / "report.md").read_text()
     assert "drift" in text.lower()
+    assert check_markdown_tables(folder / "report.md") >= 1
     for plot in ANALYSIS_PLOTS:
         assert plot in text, f"report.md does not show {plot}"
     return report
@@ -130,3 +131,29 @@ def sigkill_after_rows(process, run_dir, rows: int, timeout: float = 240) -> int
     process.wait(timeout=30)
     return thermo_rows(run_dir)
 
+
+
+def markdown_tables(text: str) -> list:
+    """The tables of a markdown page: lists of rows, each a list of cells (a ``\\|``
+    inside a cell is part of it)."""
+    import re
+
+    tables, current = [], []
+    for line in text.splitlines() + [""]:
+        if line.strip().startswith("|"):
+            current.append([c.strip() for c in re.split(r"(?<!\\)\|", line.strip())[1:-1]])
+        elif current:
+            tables.append(current)
+            current = []
+    return tables
+
+
+def check_markdown_tables(path) -> int:
+    """Every table of the page ``path`` renders: a separator row under the header and
+    as many cells in every row as in the header. Returns the number of tables."""
+    tables = markdown_tables(Path(path).read_text())
+    for table in tables:
+        width = len(table[0])
+        assert len(table) >= 2 and all(set(c) <= set("-: ") and c for c in table[1]), (path, table[:2])
+        assert all(len(row) == width for row in table), (path, [len(r) for r in table], table[0])
+    return len(tables)

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from .checks import check_completed_run, read_thermo
+from .checks import check_completed_run, check_markdown_tables, read_thermo
 from .conftest import mdsym
 
 MODEL = "analytic:vector1=0.05"
@@ -47,6 +47,7 @@ def test_compare_raw_and_symmetrized(tmp_path):
         assert row["status"] == "completed"
     # the table (stdout and comparison.md) has a line for each run
     table = (folder / "comparison.md").read_text()
+    assert check_markdown_tables(folder / "comparison.md") == 2  # both tables render
     for text in (out.stdout, table):
         lines = text.splitlines()
         assert any("raw" in line and "none" in line for line in lines), text
