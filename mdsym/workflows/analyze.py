@@ -96,6 +96,7 @@ def analyze_run(path, out=None, every=None, degree: int = 2, content: bool = Fal
             series.update({f"am_{k}": v for k, v in thermo_series.items()})
         report["equipartition"] = eq.results.figures
         series.update({f"T_{k}": v for k, v in eq.results.temperatures.items()})
+        series["T_time_ps"] = am.results.time_ps  # the frames' times (am_time_ps may be thermo.csv's)
 
         report["structure"] = structure.structure_of(run, max_structure_frames)
 
