@@ -134,3 +134,76 @@ def test_serve_reports_a_listener_that_never_speaks(tmp_path):
                        "--first-message-timeout", "2", "--quiet", cwd=tmp_path, check=False, timeout=60)
     assert time.monotonic() - started < 45
     assert_one_line_error(result, mentions=("said nothing", "2 s"))
+
+
+def test_nettorque_is_judged_on_the_float64_angular_momentum(tmp_path):
+    mdsym(*RUN, "--steps", "60", "--symmetrize", "nettorque", "--out", "R", cwd=tmp_path)
+    result = mdsym("analyze", "R", "--no-equivariance", cwd=tmp_path)
+    am = read_json(tmp_path / "R" / "analysis" / "analysis.json")["angular_momentum"]
+    assert "thermo.csv" in am["source"] and "thermo.csv" in result.stdout
+    assert am["max_dL"] < 1e-9  # what the torque-free dynamics conserves: round-off
+    # the float32 frames alone floor it orders of magnitude higher
+    assert am["frames"]["max_dL"] > 100 * am["max_dL"]
+
+
+def test_a_cut_trajectory_is_a_warning_at_the_top(tmp_path):
+    from mdsym.md.rundir import complete_frames
+
+    mdsym(*RUN, "--steps", "50", "--stride", "5", "--out", "R", cwd=tmp_path)
+    trr = tmp_path / "R" / "trajectory.trr"
+    frames = complete_frames(trr)
+    assert len(frames) == 11
+    with open(trr, "r+b") as handle:
+        handle.truncate(frames[4][1])  # cut on a frame boundary: 5 whole frames left
+    result = mdsym("analyze", "R", "--no-equivariance", cwd=tmp_path)
+    assert result.stderr.startswith("WARNING:") and "was cut" in result.stderr
+    report = (tmp_path / "R" / "analysis" / "report.md").read_text().splitlines()
+    assert report[2].startswith("**Warning:**") and "step 20" in report[2]
+
+
+def test_analyze_fails_when_the_run_model_is_gone(tmp_path):
+    from mdsym.models import shipped
+
+    (tmp_path / "work").mkdir()
+    model = tmp_path / "work" / "my-model.pt"
+    model.write_bytes(shipped.path("pet-ethanol").read_bytes())
+    mdsym("run", "--model", "./my-model.pt", "--structure", "ethanol", "--ensemble", "nve",
+          "--steps", "4", "--stride", "2", "--out", "R", cwd=tmp_path / "work")
+    info = read_json(tmp_path / "work" / "R" / "run.json")
+    assert info["config"]["model"] == str(model)  # absolute, readable from anywhere
+    assert info["config"]["structure"] == "ethanol"  # a shipped structure by its name
+    mdsym("analyze", "work/R", "--degree", "1", cwd=tmp_path)  # from another directory: found
+    model.unlink()
+    failed = mdsym("analyze", "work/R", cwd=tmp_path, check=False)
+    assert_one_line_error(failed, mentions=("--model", "--no-equivariance"))
+    mdsym("analyze", "work/R", "--no-equivariance", cwd=tmp_path)
+
+
+def test_a_start_far_from_equilibrium_is_flagged(tmp_path):
+    from ase.io import read, write
+
+    from mdsym.core.defaults import structure_path
+
+    atoms = read(structure_path("cu-cluster-55"))
+    atoms.positions *= 0.96  # compressed: the potential energy released heats the run
+    write(tmp_path / "compressed.xyz", atoms)
+    mdsym("run", "--model", MODEL, "--structure", "compressed.xyz", "--timestep", "2", "--steps", "100",
+          "--stride", "20", "--max-temperature-factor", "0", "--out", "R", cwd=tmp_path)
+    result = mdsym("analyze", "R", "--no-equivariance", cwd=tmp_path)
+    assert "far from the target 300 K" in result.stderr
+    report = read_json(tmp_path / "R" / "analysis" / "analysis.json")
+    assert any("far from the target" in w for w in report["warnings"])
+
+
+def test_progress_is_shown_only_on_a_terminal(tmp_path):
+    result = mdsym(*RUN, "--steps", "20", "--out", "R", cwd=tmp_path)
+    assert result.stderr == ""  # no progress label in a log
+    assert result.stdout.startswith("completed: 20 steps")
+
+
+def test_both_engines_count_the_steps_of_a_segment_alike(tmp_path):
+    for engine in ("ase", "ipi"):
+        mdsym(*RUN, "--steps", "6", "--stride", "2", "--engine", engine, "--out", engine, cwd=tmp_path)
+        mdsym("run", "--resume", engine, "--steps", "10", cwd=tmp_path)
+        segments = read_json(tmp_path / engine / "run.json")["segments"]
+        assert [s["new_steps"] for s in segments] == [6, 4], (engine, segments)

@@ -75,7 +75,9 @@ class StepWriter:
             if step % self.run.stride == 0:
                 self.run.rundir.append_frame(step, row["time_fs"], positions, velocities, forces,
                                              cell=self.cell, pbc=self.run.periodic)
-            increment = step - self.last  # inner steps: one per row, K per row of mts:K
+            # inner steps: one per row, K per row of mts:K; the first row (step 0) is the
+            # start, not a step (so a segment of N steps counts N, as in the ASE engine)
+            increment = step - self.last if self.last >= 0 else 0
             self.new_steps += increment
             self.last = step
             _report(self.progress, step, self.run.total, increment)
