@@ -99,7 +99,7 @@ def test_shipped_pet_in_metatomic_ase_equals_mdsym_calculator(tmp_path, dtype, t
     atoms = ase.io.read(STRUCTURES / "ethanol.xyz")
     atoms.rattle(0.02, seed=1)
     results, _ = metatomic_results(out, atoms)
-    calculator = MdsymCalculator(SymmetrizedModel(load_model("pet-ethanol", dtype=dtype), "o3:1"))
+    calculator = MdsymCalculator(load_model("pet-ethanol", dtype=dtype), symmetrize="o3:1")
     calculator.calculate(atoms.copy(), ["energy", "forces"], ["positions"])
     if tolerance is None:  # float32: the model's own round-off (float32 eps x |E|, x |F|)
         eps = float(np.finfo(np.float32).eps)
