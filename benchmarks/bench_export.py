@@ -112,7 +112,7 @@ def angular_momentum_drift(model_path, folder, steps, label):
     from mdsym.core.defaults import STRUCTURES
     from mdsym.md.ipi_engine import input as ipi_input
     from mdsym.md.ipi_engine.outputs import SegmentReader
-    from mdsym.md.ipi_engine.run import initial_velocities
+    from mdsym.md.ipi_engine.segment_input import initial_velocities
     from mdsym.md.ipi_engine.supervisor import run_input
     from mdsym.md.processes import command_for
     from mdsym.serving import ipi_protocol as p
@@ -178,14 +178,19 @@ def markdown(cost, fidelity) -> str:
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="9-atom ethanol, degrees 1-2, 40 steps")
+    parser.add_argument("--part", choices=("all", "cost", "fidelity"), default="all",
+                        help="Measure one part again, keeping the other from the results file.")
     args = parser.parse_args()
     pin_threads()
+    suffix = "-quick" if args.quick else ""
+    kept = RESULTS / f"export{suffix}.json"
+    previous = json.loads(kept.read_text()) if kept.exists() else {"cost": [], "fidelity": None}
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch)
-        cost = cost_rows(folder, args.quick)
-        fidelity = fidelity_row(folder, 40 if args.quick else 400)
+        cost = cost_rows(folder, args.quick) if args.part != "fidelity" else previous["cost"]
+        fidelity = (fidelity_row(folder, 40 if args.quick else 400) if args.part != "cost"
+                    else previous["fidelity"])
     RESULTS.mkdir(exist_ok=True)
-    suffix = "-quick" if args.quick else ""
     (RESULTS / f"export{suffix}.json").write_text(json.dumps({"cost": cost, "fidelity": fidelity},
                                                              indent=2) + "\n")
     (RESULTS / f"export{suffix}.md").write_text(markdown(cost, fidelity))

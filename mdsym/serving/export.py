@@ -33,6 +33,16 @@ CORRECTIONS = ("none", "raw", "direct")
 METADATA_PREFIX = "mdsym-"
 
 
+def mdsym_version() -> str:
+    """The installed mdsym's version (what the metadata records)."""
+    from importlib.metadata import PackageNotFoundError, version  # only when writing a file
+
+    try:
+        return version("mdsym")
+    except PackageNotFoundError:
+        return "unknown"
+
+
 def check_spec(spec) -> SymmetrizeSpec:
     """The spec, or one line saying why an exported model cannot hold it."""
     spec = SymmetrizeSpec.parse(spec)
@@ -142,8 +152,7 @@ def export_symmetrized(model, spec, out, correction: str = "none", dtype=None, b
     (the metadata ``mdsym equivariance`` shows)."""
     from metatomic.torch import AtomisticModel, ModelCapabilities, ModelMetadata  # start-up time
 
-    from mdsym import __version__  # version string, read when writing
-
+    __version__ = mdsym_version()
     spec = check_spec(spec)
     if correction not in CORRECTIONS:
         raise MdsymError(f"--correction must be one of {', '.join(CORRECTIONS)}, got {correction!r}")
