@@ -84,6 +84,10 @@ def equivariance(model, structure, degree, symmetrize, so3, forces, batch_size, 
     report["structure"] = str(structure)
     report["symmetrize"] = str(symmetrized.spec)
     report["device"], report["dtype"] = str(raw_model.device), dtype_name(raw_model.dtype)
+    if str(model).endswith(".pt"):
+        from mdsym.serving.export import export_metadata  # start-up time
+
+        report["export"] = export_metadata(model) or None
     if layers or layers_plot:
         from mdsym.analysis.hidden_layers import layers_or_reason  # start-up time
         from mdsym.reports.plots import plot_heatmap
@@ -96,6 +100,11 @@ def equivariance(model, structure, degree, symmetrize, so3, forces, batch_size, 
         click.echo(json.dumps(report, indent=2))
         return
     quadrature = report["quadrature"]
+    if report.get("export"):
+        made = report["export"]
+        click.echo(f"exported by mdsym {made['version']}: {made['model']} symmetrized by {made['spec']} "
+                   f"on {made['grid']} ({made['grid-size']} rotations), seed {made['seed']}, "
+                   f"correction {made['correction']}, {made['dtype']}")
     click.echo(f"model {report['model']}  structure {structure}  symmetrize {report['symmetrize']}"
                f"  ({report['device']}, {report['dtype']})")
     click.echo(f"quadrature {quadrature['name']} over {quadrature['group']}: "

@@ -11,6 +11,7 @@ from mdsym.cli.analyze import analyze
 from mdsym.cli.audit import audit
 from mdsym.cli.compare import compare
 from mdsym.cli.equivariance import equivariance
+from mdsym.cli.export import export
 from mdsym.cli.options import OneLineGroup
 from mdsym.cli.run import run
 from mdsym.cli.serve import serve
@@ -25,5 +26,5 @@ def main(debug):
     and measure their physical fidelity."""
 
 
-for command in (equivariance, run, serve, analyze, compare, study, audit):
+for command in (equivariance, run, serve, analyze, compare, study, audit, export):
     main.add_command(command)
