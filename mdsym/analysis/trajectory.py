@@ -193,6 +193,41 @@ def run_source(run: RunDirectory, info: dict) -> dict:
     }
 
 
+def open_frames(run: RunDirectory, info: dict, data: RunData):
+    """Open the run's whole frames into ``data`` (``universe``, ``n_frames``, the notes and
+    warnings about a torn or cut trajectory); ``(universe, whole frames)``, or
+    ``(None, [])`` when there is none."""
+    notes = data.notes
+    n = data.n_atoms
+    if not run.trajectory.exists() or run.trajectory.stat().st_size == 0:
+        notes.append(f"{run.trajectory} is missing or empty: no frame to analyse")
+        return None, []
+
+    whole = complete_frames(run.trajectory)
+    if not whole:
+        raise MdsymError(f"{run.trajectory} holds no whole frame (unreadable or truncated)")
+    torn = run.trajectory.stat().st_size - whole[-1][1]
+    if torn > 0:
+        notes.append(
+            f"{run.trajectory} ends with a truncated frame ({torn} bytes): "
+            f"analysed its {len(whole)} whole frames"
+        )
+    missing = missing_frames(info, whole[-1][2])
+    if missing:
+        data.warnings.append(f"{run.trajectory} was cut: its last whole frame is step {whole[-1][2]} "
+                             f"but the run reached step {missing}; the figures from frames cover "
+                             f"{len(whole)} frames only (thermo.csv's figures cover every step)")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # MDAnalysis: offsets cache rebuilt, no box
+        universe = run.universe()
+    if len(universe.atoms) != n:
+        raise MdsymError(
+            f"{run.trajectory} has {len(universe.atoms)} atoms but {run.structure} has {n}"
+        )
+    data.universe, data.n_frames = universe, len(whole)
+    return universe, whole
+
+
 def load_run(path, read_frames: bool = True, arrays: bool = True) -> RunData:
     """Read ``path`` (a run directory) into a ``RunData``; see the module docstring.
 
@@ -243,33 +278,8 @@ def load_run(path, read_frames: bool = True, arrays: bool = True) -> RunData:
     )
     if not read_frames:
         return data
-    if not run.trajectory.exists() or run.trajectory.stat().st_size == 0:
-        notes.append(f"{run.trajectory} is missing or empty: no frame to analyse")
-        return data
-
-    whole = complete_frames(run.trajectory)
-    if not whole:
-        raise MdsymError(f"{run.trajectory} holds no whole frame (unreadable or truncated)")
-    torn = run.trajectory.stat().st_size - whole[-1][1]
-    if torn > 0:
-        notes.append(
-            f"{run.trajectory} ends with a truncated frame ({torn} bytes): "
-            f"analysed its {len(whole)} whole frames"
-        )
-    missing = missing_frames(info, whole[-1][2])
-    if missing:
-        data.warnings.append(f"{run.trajectory} was cut: its last whole frame is step {whole[-1][2]} "
-                             f"but the run reached step {missing}; the figures from frames cover "
-                             f"{len(whole)} frames only (thermo.csv's figures cover every step)")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # MDAnalysis: offsets cache rebuilt, no box
-        universe = run.universe()
-    if len(universe.atoms) != n:
-        raise MdsymError(
-            f"{run.trajectory} has {len(universe.atoms)} atoms but {run.structure} has {n}"
-        )
-    data.universe, data.n_frames = universe, len(whole)
-    if not arrays:
+    universe, whole = open_frames(run, info, data)
+    if universe is None or not arrays:
         return data
     frames = FrameArrays(universe).run(stop=len(whole))
     r = frames.results
