@@ -52,6 +52,8 @@ def analyze(run_dir, out, every, degree, content, no_equivariance, model, batch_
         if a.get("conserved"):
             click.echo(f"  max |L(t)-L(0)| {a['max_dL']:.4g} amu A^2/ps, max |torque| {a['torque_max_eV']:.3g} eV"
                        + (f" ({a['source']})" if a.get("source") else ""))
+            if a.get("thermostat_note"):
+                click.echo(f"  ({a['thermostat_note']})")
         click.echo(f"  max |net force| {a['net_force_max_eVA']:.3g} eV/A")
     e = report.get("equivariance", {})
     if "A_forces" in e:

@@ -70,6 +70,8 @@ def _angular_momentum(report: dict) -> list:
                   "| max \\|net force\\| (eV/A) |", "|---|---|---|---|---|",
                   f"| {g(a['max_dL'])} | {g(a['L0_norm'])} | {g(a['drift_rate'])} | {g(a['torque_max_eV'])} "
                   f"| {g(a['net_force_max_eVA'])} |"]
+        if a.get("thermostat_note"):
+            lines.append(f"\n{a['thermostat_note']}.")
         if a.get("source"):
             lines.append(f"\nFrom {a['source']}" + (
                 f"; from the frames ({a['frames']['source']}): max |L(t)-L(0)| {g(a['frames']['max_dL'])}"

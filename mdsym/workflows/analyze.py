@@ -94,6 +94,10 @@ def analyze_run(path, out=None, every=None, degree: int = 2, content: bool = Fal
             figures["frames"]["source"] = "trajectory.trr (float32, every stride steps)"
             report["angular_momentum"] = figures
             series.update({f"am_{k}": v for k, v in thermo_series.items()})
+        if config is not None and config.ensemble == "nvt" and not run.periodic:
+            report["angular_momentum"]["thermostat_note"] = (
+                f"NVT ({config.thermostat}): the thermostat changes the velocities, and so L; judge "
+                "the model's angular-momentum conservation on NVE runs")
         report["equipartition"] = eq.results.figures
         series.update({f"T_{k}": v for k, v in eq.results.temperatures.items()})
         series["T_time_ps"] = am.results.time_ps  # the frames' times (am_time_ps may be thermo.csv's)
