@@ -39,11 +39,6 @@ def back_rotate_tensors(tensors, rotations):
     return np.einsum("gki,gkl,glj->gij", rotations, tensors, rotations)
 
 
-def is_improper(rotations) -> np.ndarray:
-    """True for the elements with determinant -1."""
-    return np.linalg.det(np.asarray(rotations, dtype=np.float64)) < 0.0
-
-
 def rotate_copies(vectors, rotations):
     """Rotate copy ``g`` of ``(G, ..., 3)`` by its own ``R_g``: ``v R_g^T``."""
     if isinstance(vectors, torch.Tensor):

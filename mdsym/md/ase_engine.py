@@ -103,7 +103,8 @@ def run_ase(context: RunContext, rundir: RunDirectory, resume: bool = False, pro
     ``context``: the run's ``RunContext`` (or its configuration, to build one)."""
     context = RunContext.of(context, "ase")
     config = context.config
-    atoms, start_step, exchanged, held, notes = start_state(context, rundir, resume)
+    initial = read_structure(rundir.structure)  # read once: the start and the bonds' reference
+    atoms, start_step, exchanged, held, notes = start_state(context, rundir, resume, initial)
     # the random streams of a resumed segment are seeded by the step it starts at
     segment_seed = config.seed + start_step
     dynamics, symmetrized, results = integrator(context, atoms, start_step, held, segment_seed)
@@ -112,9 +113,8 @@ def run_ase(context: RunContext, rundir: RunDirectory, resume: bool = False, pro
               "start_step": start_step, "device": str(context.model.device), "notes": notes}
     record = StepRecord(dynamics, start_step, config.timestep_fs, resume, symmetrized, results,
                         first_row_missing=bool(notes))
-    # bonds are judged against the run's initial structure, also after a resume
-    monitor = context.monitor(read_structure(rundir.structure),
-                              config.temperature_K or atoms.get_temperature())
+    # bonds are judged against the run's initial structure (structure.xyz), also after a resume
+    monitor = context.monitor(initial, config.temperature_K or atoms.get_temperature())
     observers = [record, ThermoWriter(record, rundir),
                  FrameWriter(record, rundir, config.stride, config.steps),
                  CheckpointWriter(record, rundir, config.stride, config.steps, config.symmetrize.mts_interval > 0),
@@ -147,7 +147,7 @@ def run_ase(context: RunContext, rundir: RunDirectory, resume: bool = False, pro
     return result
 
 
-def start_state(context: RunContext, rundir: RunDirectory, resume: bool):
+def start_state(context: RunContext, rundir: RunDirectory, resume: bool, initial):
     """``(atoms, start step, exchanged energy, held MTS correction, notes)``: the
     checkpoint's (the rows and frames after it dropped), or the run's structure with
     initial velocities. A note says when the checkpoint's own row was cut off (it is
@@ -163,7 +163,7 @@ def start_state(context: RunContext, rundir: RunDirectory, resume: bool):
                 notes.append(f"thermo.csv lacks the rows of steps {last_row + 1} to {start_step - 1}: "
                              "the file was cut further back than a kill leaves it")
     else:
-        atoms, start_step, exchanged, held = read_structure(rundir.structure), 0, 0.0, None
+        atoms, start_step, exchanged, held = initial.copy(), 0, 0.0, None
         initial_velocities(atoms, context.config.temperature_K, context.config.seed)
     context.model.check_system(System.from_atoms(atoms))
     return atoms, start_step, exchanged, held, notes

@@ -25,8 +25,6 @@ from mdsym.core.errors import MdsymError
 from mdsym.core.rotations import rotate_vectors
 from mdsym.core.system import System
 
-PROPERTIES = ("energy", "forces", "stress")
-
 
 class Model(abc.ABC):
     """Anything that maps rotated copies of a system to energy, forces, stress."""
