@@ -271,3 +271,16 @@ def test_rotated_grid_keeps_its_degree_and_its_seed(cluster):
         assert np.abs(result["forces"] - exact["forces"]).max() < 1e-9
         assert abs(result["energy"] - exact["energy"]) < 1e-9
         assert np.array_equal(b(system)["forces"], result["forces"])
+
+
+def test_a_symmetrized_model_given_to_the_calculator_keeps_its_rotational_std(cluster):
+    model = load_model("analytic:vector1=0.05")
+    symmetrized = SymmetrizedModel(model, "o3:1")
+    direct, wrapped = cluster.copy(), cluster.copy()
+    direct.calc = MdsymCalculator(model, symmetrize="o3:1")
+    wrapped.calc = MdsymCalculator(symmetrized)
+    np.testing.assert_allclose(wrapped.get_forces(), direct.get_forces(), atol=1e-12)
+    assert wrapped.calc.results["energy_rot_std"] == pytest.approx(direct.calc.results["energy_rot_std"], rel=1e-12)
+    assert direct.calc.results["energy_rot_std"] > 1e-4
+    with pytest.raises(MdsymError, match="already symmetrized"):
+        MdsymCalculator(symmetrized, symmetrize="o3:2")

@@ -3,8 +3,10 @@
 from ase.calculators.calculator import Calculator, all_changes
 from ase.stress import full_3x3_to_voigt_6_stress
 
+from mdsym.core.errors import MdsymError
 from mdsym.core.system import System
 from mdsym.models.base import Model
+from mdsym.symmetry.spec import SymmetrizeSpec
 from mdsym.symmetry.symmetrized import SymmetrizedModel
 
 
@@ -37,10 +39,20 @@ class MdsymCalculator(Calculator):
         if changed:
             self.reset()  # every parameter changes the results (ASE leaves this to subclasses)
         if changed or self.symmetrizer is None:
-            self.symmetrizer = SymmetrizedModel(self.model, self.parameters["symmetrize"],
-                                           batch_size=self.parameters["batch_size"],
-                                           seed=self.parameters["seed"])
+            self.symmetrizer = self._symmetrized()
         return changed
+
+    def _symmetrized(self) -> SymmetrizedModel:
+        """The model under ``symmetrize``; a ``SymmetrizedModel`` given as the model is used
+        as it is (wrapping it again would report the outer wrapper's std, zero)."""
+        spec = SymmetrizeSpec.parse(self.parameters["symmetrize"])
+        if isinstance(self.model, SymmetrizedModel):
+            if str(spec) != "none":
+                raise MdsymError(f"the model is already symmetrized ({self.model.spec}): give the "
+                                 f"raw model with symmetrize={spec}, or this one with none")
+            return self.model
+        return SymmetrizedModel(self.model, spec, batch_size=self.parameters["batch_size"],
+                                seed=self.parameters["seed"])
 
     @property
     def spec(self):
