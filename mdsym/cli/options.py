@@ -109,7 +109,9 @@ ANALYSIS_OPTIONS = [
     click.option("--content", is_flag=True, help="Also the symmetry content B per sector along the run (heavier)."),
     click.option("--no-equivariance", is_flag=True, help="Skip the equivariance error (no model evaluation)."),
     click.option("--model", "-m", default=None,
-                 help="Model to measure, when run.json's model cannot be loaded here."),
+                 help="Model to measure, when run.json's model cannot be loaded here; for a "
+                      "foreign trajectory, the model that drove it (A along it, and the potential "
+                      "energy when the file has none)."),
     click.option("--batch-size", default=None, type=click.IntRange(min=1),
                  help="Rotated copies per model call (default: chosen from the model and size)."),
     click.option("--yes", "-y", is_flag=True, help=YES_HELP),
@@ -118,5 +120,33 @@ ANALYSIS_OPTIONS = [
 
 def analysis_options(function):
     for option in reversed(ANALYSIS_OPTIONS):
+        function = option(function)
+    return function
+
+
+#: what a foreign trajectory needs said when its files do not say it (``mdsym analyze``,
+#: and ``PATH::key=value`` items of ``mdsym compare``)
+SOURCE_FORMATS = ("mdsym", "ipi", "traj", "extxyz", "lammps", "mdanalysis")
+SOURCE_OPTIONS = [
+    click.option("--format", "source_format", type=click.Choice(SOURCE_FORMATS), default=None,
+                 help="Format of PATH [default: from its extension and content]."),
+    click.option("--log", type=click.Path(dir_okay=False, exists=True), default=None,
+                 help="Energies per step: an ASE MDLogger log or a LAMMPS log.lammps."),
+    click.option("--topology", type=click.Path(dir_okay=False, exists=True), default=None,
+                 help="Topology of an MDAnalysis trajectory (PDB, GRO, extended XYZ, TPR...)."),
+    click.option("--timestep", "timestep_fs", type=click.FloatRange(min=0, min_open=True),
+                 default=None, help="MD time step (fs), when the file does not say."),
+    click.option("--stride", type=click.IntRange(min=1), default=None,
+                 help="Steps between frames, when the file does not say [default: 1]."),
+    click.option("--units", type=click.Choice(["metal", "real"]), default=None,
+                 help="LAMMPS units style, when the log does not say."),
+    click.option("--elements", default=None,
+                 help="LAMMPS: the element of atom types 1, 2, ... (e.g. O,H), when the dump "
+                      "has no element column."),
+]
+
+
+def source_options(function):
+    for option in reversed(SOURCE_OPTIONS):
         function = option(function)
     return function

@@ -23,6 +23,7 @@ from mdsym.analysis.drift import energy_drift
 from mdsym.analysis.equipartition import Equipartition
 from mdsym.analysis.equivariance_series import EquivarianceSeries, model_of_run, summarize
 from mdsym.analysis.field_scores import of_run as field_figures
+from mdsym.analysis.sources.assemble import NO_MODEL, analysis_config, analysis_folder, is_foreign
 from mdsym.analysis.hidden_layers import layers_or_reason
 from mdsym.analysis.trajectory import energy_rows, load_run, walk
 from mdsym.core.errors import MdsymError
@@ -45,17 +46,18 @@ def analyze_run(path, out=None, every=None, degree: int = 2, content: bool = Fal
     """Analyse one run directory; returns the content of analysis.json."""
     run = run if run is not None else load_run(path, arrays=False)  # frames streamed below
     notes = list(run.notes)
-    config = run_config(run, notes)
+    foreign = is_foreign(run)  # another engine's trajectory (mdsym.analysis.sources): no run.json
+    config = analysis_config(run, model) if foreign else run_config(run, notes)
     if (equivariance or layers) and model is None and config is not None and run.source.get("kind") == "mdsym":
         check_model(run, config)
-    out = Path(out) if out is not None else run.path / "analysis"
+    out = Path(out) if out is not None else analysis_folder(run)
     out.mkdir(parents=True, exist_ok=True)
     report = {
         "run": str(run.path), "status": run.status, "reason": run.info.get("reason"),
         "time_to_failure_fs": run.info.get("time_to_failure_fs"),
         "steps_done": run.info.get("steps_done"), "steps_per_s": run.info.get("steps_per_s"),
         "wall_time_s": run.info.get("wall_time_s"),
-        "config": config.to_json() if config is not None else run.config,
+        "config": config.to_json() if config is not None and not foreign else run.config,
         "n_atoms": run.n_atoms, "periodic": run.periodic, "frames": run.n_frames,
         "time_span_ps": None, "source": dict(run.source),
         "warnings": list(run.warnings), "notes": notes,
@@ -70,6 +72,9 @@ def analyze_run(path, out=None, every=None, degree: int = 2, content: bool = Fal
                                        run.thermo["kinetic_eV"][rows], run.n_atoms)
         report["drift"]["rows"] = "every step" if rows.all() else "outer steps (step % K == 0)"
         report["drift"]["ensemble"] = config.ensemble if config is not None else None
+        if foreign:  # which column, or why there is none
+            report["drift"].update(column=run.source["energy"]["column"],
+                                   why_not=run.source["energy"]["why_not"])
         series.update(thermo_time_ps=t, conserved_eV=run.thermo["conserved_eV"],
                       kinetic_eV=run.thermo["kinetic_eV"], potential_eV=run.thermo["potential_eV"])
 
@@ -83,7 +88,8 @@ def analyze_run(path, out=None, every=None, degree: int = 2, content: bool = Fal
         eq = Equipartition(run.universe, run.masses, run.numbers, groups)
         walk([am, eq], stop=run.n_frames)
         if am.results.incomplete_frames:
-            notes.append(f"{run.path / 'trajectory.trr'} lacks velocities or forces in some frames")
+            where = run.path if foreign else run.path / "trajectory.trr"
+            notes.append(f"{where} lacks velocities or forces in some frames")
         report["time_span_ps"] = [float(am.results.time_ps[0]), float(am.results.time_ps[-1])]
         report["angular_momentum"] = am.results.figures
         series.update({f"am_{k}": v for k, v in am.results.series.items()})
@@ -104,7 +110,10 @@ def analyze_run(path, out=None, every=None, degree: int = 2, content: bool = Fal
 
         report["structure"] = structure.structure_of(run, max_structure_frames)
 
-        if equivariance:
+        if equivariance and foreign and model is None:
+            report["equivariance"] = {"skipped": NO_MODEL}
+            notes.append(f"equivariance not measured: {NO_MODEL}")
+        elif equivariance:
             report["equivariance"], s = _equivariance(run, config, every, degree, content, model,
                                                       batch_size, notes)
             series.update({f"eq_{k}": v for k, v in s.items()})
