@@ -68,7 +68,7 @@ def frame_steps_and_times(opened: Opened, summary, options: SourceOptions, where
                                 f"{per_step:.6g} fs per step of {where}'s own times: those are used")
         timestep = per_step
     if good_times:
-        return steps, times, timestep, stride or 1, False
+        return steps, times, float(timestep) if timestep else None, stride or 1, False
     if not timestep:
         raise MdsymError(f"{where} gives no time between frames: give --timestep FS "
                          "(the MD time step; --stride N when frames are N steps apart)")
@@ -148,6 +148,9 @@ def finish(opened: Opened, options: SourceOptions, model=None, arrays=False) -> 
     if recomputed:
         opened.extra["adjust"].times = times / 1000.0
     table = energy_table(opened, summary, steps, times, where)
+    if model is not None and opened.energies is None:
+        opened.energy.update(column=f"potential of {model.name} re-evaluated at each frame + kinetic "
+                             "energy of the velocities", file=None)
     conserved_column(opened, table, where)
     if not summary.velocities.any():
         opened.notes.append(f"{where} has no velocities: {NO_VELOCITIES}")
