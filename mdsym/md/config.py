@@ -43,7 +43,7 @@ from mdsym.core.errors import MdsymError
 #: the version of ``run.json``'s ``config`` that this mdsym reads and writes
 CONFIG_VERSION = 1
 
-ENGINES = ("ase", "ipi")
+ENGINES = ("ase", "ipi", "lammps")
 ENSEMBLES = ("nve", "nvt")
 THERMOSTATS = ("svr", "langevin")
 SOCKETS = ("unix", "tcp")
@@ -140,9 +140,13 @@ class RunConfig:
             raise MdsymError("nvt needs a positive --temperature")
         _check_average_in(self)
         _check_remote_only(self)
-        if self.engine == "ase" and (self.beads > 1 or self.drivers != 1):
-            raise MdsymError("--beads and --drivers are options of the i-PI engine: "
-                             "add --engine ipi (the ASE engine runs classical MD in this process)")
+        if self.engine in ("ase", "lammps") and (self.beads > 1 or self.drivers != 1):
+            raise MdsymError(f"--beads and --drivers are options of the i-PI engine: add --engine "
+                             f"ipi (the {self.engine.upper()} engine runs classical MD in this process)")
+        if self.engine == "lammps" and self.symmetrize.mts_interval:
+            raise MdsymError(f"--symmetrize {self.symmetrize} is multiple time stepping, which the "
+                             "LAMMPS engine does not run (LAMMPS' run_style respa splits force "
+                             "styles, not mdsym's correction): use --engine ase or ipi")
         if self.symmetrize.mts_interval and self.engine == "ipi":
             _check_whole_outer_steps(self)
         if self.symmetrize.mts_direct and self.forces == "conservative":

