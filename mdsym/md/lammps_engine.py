@@ -150,6 +150,8 @@ class Stepper:
     def __init__(self, context, rundir, lmp, forcefield, start_step, exchanged, monitor, progress):
         self.context, self.config, self.rundir, self.lmp = context, context.config, rundir, lmp
         self.forcefield, self.step, self.offset = forcefield, start_step, exchanged
+        self.per_run_tally = self.config.ensemble == "nvt" and self.config.thermostat == "langevin"
+        self.tally = 0.0
         self.monitor, self.progress = monitor, progress
         self.masses = forcefield.atoms.get_masses()
         self.folder = rundir.path / "lammps"
@@ -157,7 +159,18 @@ class Stepper:
     def state(self):
         """Positions (Angstrom) and velocities (ASE units) by id, exchanged energy (eV)."""
         v = np.array(self.lmp.gather_atoms("v", 1, 3), dtype=np.float64).reshape(-1, 3)
-        return self.forcefield.positions(), v / VELOCITY_TO_A_PS, self.offset - self.lmp.get_thermo("ecouple")
+        return self.forcefield.positions(), v / VELOCITY_TO_A_PS, self.exchanged()
+
+    def exchanged(self) -> float:
+        """The energy the thermostat put in since the run began (eV): minus LAMMPS'
+        ``ecouple``. ``fix temp/csvr`` tallies over the whole simulation; ``fix langevin
+        ... tally yes`` over each ``run`` command (measured: its per-run tallies of
+        ``run 1`` steps add up to the tally of one long run), so those are summed."""
+        ecouple = self.lmp.get_thermo("ecouple")
+        if self.per_run_tally:
+            self.tally += ecouple
+            return self.offset - self.tally
+        return self.offset - ecouple
 
     def record(self, write_row=True):
         positions, velocities, exchanged = self.state()
@@ -227,6 +240,8 @@ def run_in_lammps(context, rundir, resume, start_step, exchanged, velocities, no
     try:
         lmp.command("run 0 post no")  # the forces of the first step
         forcefield.check()
+        # continuity of the exchanged energy: a restart restores temp/csvr's tally
+        stepper.offset = exchanged + (0.0 if stepper.per_run_tally else lmp.get_thermo("ecouple"))
         row, *state = stepper.record(write_row=not resume or bool(notes))
         if not resume:
             stepper.checkpoint(row, *state)
