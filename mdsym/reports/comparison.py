@@ -26,6 +26,9 @@ def symmetrize_of(report: dict) -> str:
 
 
 def label_of(report: dict, path) -> str:
+    kind = (report.get("source") or {}).get("kind")
+    if kind not in (None, "mdsym"):  # a trajectory another engine wrote: its engine
+        return f"{path} [{kind}]"
     config = config_of(report)
     if config is None:
         return f"{Path(path).name} [?]"

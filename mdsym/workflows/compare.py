@@ -10,10 +10,13 @@ page and plots are ``mdsym.reports.comparison``'s.
 """
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
+from mdsym.analysis.sources import detect, open_trajectory
+from mdsym.analysis.sources.assemble import analysis_folder
 from mdsym.analysis.structure import distribution_distance
 from mdsym.core.errors import MdsymError
 from mdsym.md.rundir import json_default
@@ -21,11 +24,18 @@ from mdsym.reports.comparison import label_of, markdown, plot_comparison, symmet
 from mdsym.workflows.analyze import analyze_run
 
 
-def load_analysis(path, reanalyze: bool = False, **options) -> tuple:
-    """(analysis.json content, series) of a run, analysing it when needed."""
+def load_analysis(path, reanalyze: bool = False, source=None, **options) -> tuple:
+    """(analysis.json content, series) of a run, analysing it when needed. ``source``:
+    the ``SourceOptions`` of a foreign trajectory (``mdsym.analysis.sources``), which is
+    analysed every time (its options may differ from the last analysis')."""
     path = Path(path)
     folder = path / "analysis"
-    if reanalyze or not (folder / "analysis.json").exists() or not (folder / "series.npz").exists():
+    if source is not None and detect(path, source) != "mdsym":
+        model = source.model or options.get("model")
+        run = open_trajectory(path, replace(source, model=model))
+        folder = analysis_folder(run)
+        analyze_run(path, run=run, **dict(options, model=model))
+    elif reanalyze or not (folder / "analysis.json").exists() or not (folder / "series.npz").exists():
         analyze_run(path, **options)
     try:
         report = json.loads((folder / "analysis.json").read_text())
@@ -39,15 +49,18 @@ def load_analysis(path, reanalyze: bool = False, **options) -> tuple:
     return report, series
 
 
-def compare_runs(paths, out="comparison", reference=None, reanalyze: bool = False, **options) -> dict:
-    """Compare runs; writes comparison.json, comparison.md and PNGs into ``out``."""
+def compare_runs(paths, out="comparison", reference=None, reanalyze: bool = False, sources=None,
+                 **options) -> dict:
+    """Compare runs; writes comparison.json, comparison.md and PNGs into ``out``.
+    ``sources``: per path, the ``SourceOptions`` of a foreign trajectory (or None)."""
     if not paths:
         raise MdsymError("give at least one run directory to compare")
     paths = [Path(p) for p in paths]
+    sources = {Path(p): s for p, s in (sources or {}).items()}
     reference = Path(reference) if reference is not None else paths[0]
     if reference not in paths:
         paths = [reference] + paths
-    analyses = {p: load_analysis(p, reanalyze, **options) for p in paths}
+    analyses = {p: load_analysis(p, reanalyze, source=sources.get(p), **options) for p in paths}
     ref_structure = analyses[reference][0].get("structure", {})
     rows = []
     for path in paths:

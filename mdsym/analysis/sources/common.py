@@ -21,11 +21,13 @@ from pathlib import Path
 import numpy as np
 from ase import units
 from ase.data import atomic_masses, chemical_symbols
+from ase.geometry import cellpar_to_cell
 from MDAnalysis.analysis.base import AnalysisBase
 
 from mdsym.analysis.trajectory import EV_IN_AMU_A2_PS2, RunData, frame_forces, frame_velocities
 from mdsym.core import mechanics
 from mdsym.core.errors import MdsymError
+from mdsym.core.system import System
 from mdsym.md.thermo import THERMO_COLUMNS
 
 KINDS = ("mdsym", "ase", "ipi", "lammps", "mdanalysis")
@@ -161,10 +163,6 @@ def fill(columns, k, prefix, vector):
 
 def model_energy(model, positions, numbers, cell, dimensions, masses) -> float:
     """The potential energy ``model`` gives for one frame (eV)."""
-    from ase.geometry import cellpar_to_cell
-
-    from mdsym.core.system import System
-
     periodic = cell is not None
     if periodic and dimensions is not None:
         cell = cellpar_to_cell(dimensions)
