@@ -158,10 +158,10 @@ def finish(opened: Opened, options: SourceOptions, model=None, arrays=False) -> 
         opened.notes.append(f"{where}: {int((~summary.velocities).sum())} frames lack velocities")
     if opened.energy.get("why_not"):
         opened.notes.append(f"drift not computed: {opened.energy['why_not']}")
-    return run_data(opened, summary, table, steps, n, timestep, stride, arrays)
+    return run_data(opened, summary, table, steps, times, n, timestep, stride, arrays)
 
 
-def run_data(opened, summary, table, steps, n, timestep, stride, arrays) -> RunData:
+def run_data(opened, summary, table, steps, frame_times, n, timestep, stride, arrays) -> RunData:
     universe = opened.universe
     first = universe.trajectory[0]
     atoms = Atoms(symbols=opened.names, positions=np.asarray(first.positions, float),
@@ -178,13 +178,14 @@ def run_data(opened, summary, table, steps, n, timestep, stride, arrays) -> RunD
     info = {"status": "truncated" if truncated else "completed", "config": config}
     empty = np.zeros((0, len(atoms), 3))
     data = RunData(path=opened.path, info=info, atoms=atoms, masses=np.asarray(opened.masses, float),
-                   numbers=np.asarray(atoms.numbers), periodic=opened.periodic, time_ps=np.zeros(0),
-                   step=np.zeros(0, dtype=np.int64), positions=empty, velocities=empty, forces=empty,
+                   numbers=np.asarray(atoms.numbers), periodic=opened.periodic,
+                   time_ps=np.asarray(frame_times[:n], float) / 1000.0,
+                   step=np.asarray(steps[:n], dtype=np.int64), positions=empty, velocities=empty, forces=empty,
                    boxes=np.zeros((0, 6)), thermo=table if len(table["step"]) else None,
                    notes=list(opened.notes), universe=universe, n_frames=n, source=source)
     if arrays:
         r = FrameArrays(universe).run(stop=n).results
-        data.time_ps, data.step, data.positions = r.time_ps, np.asarray(steps[:n]), r.positions
+        data.positions = r.positions
         data.velocities, data.forces, data.boxes = r.velocities, r.forces, r.boxes
     return data
 

@@ -24,6 +24,7 @@ from ase.data import atomic_masses, chemical_symbols
 from ase.geometry import cellpar_to_cell
 from MDAnalysis.analysis.base import AnalysisBase
 
+from mdsym.analysis.sources.frames import FLOAT64
 from mdsym.analysis.trajectory import EV_IN_AMU_A2_PS2, RunData, frame_forces, frame_velocities
 from mdsym.core import mechanics
 from mdsym.core.errors import MdsymError
@@ -131,13 +132,15 @@ class FrameSummary(AnalysisBase):
     def _single_frame(self):
         ts, k, r = self._ts, self._frame_index, self.results
         positions = np.asarray(ts.positions, dtype=np.float64)
+        velocities, forces = frame_velocities(ts), frame_forces(ts)
+        if FLOAT64 in ts.data:  # the file's float64 values, where its reader keeps them
+            positions, velocities, forces = ts.data[FLOAT64]
         r.finite[k] = bool(np.all(np.isfinite(positions)))
         step = ts.data.get("step")
         r.step[k] = int(step) if step is not None and np.isfinite(step) else -1
         columns = r.columns
         columns["time_fs"][k] = ts.time * 1000.0
         columns["potential_eV"][k] = ts.data.get("potential_eV", np.nan)
-        velocities, forces = frame_velocities(ts), frame_forces(ts)
         r.velocities[k], r.forces[k] = velocities is not None, forces is not None
         if velocities is not None:
             kinetic = 0.5 * float(self.masses @ (velocities * velocities).sum(axis=1)) / EV_IN_AMU_A2_PS2

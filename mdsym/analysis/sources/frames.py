@@ -9,7 +9,8 @@ one frame in memory at a time, random access by index.
 A ``Frame`` is in MDAnalysis' units: positions in Angstrom, velocities in
 Angstrom/ps, forces in eV/Angstrom (converted here to MDAnalysis' kJ/mol/Angstrom),
 time in ps; ``data`` holds what else the file stores per frame (``step``,
-``potential_eV``...), copied into ``ts.data``.
+``potential_eV``...), copied into ``ts.data``, with the frame's float64 arrays
+(``ts.data[FLOAT64]``: MDAnalysis holds positions, velocities and forces in float32).
 """
 
 from dataclasses import dataclass, field
@@ -29,6 +30,10 @@ class Frame:
     dimensions: np.ndarray = None  # (6,) MDAnalysis box, None when isolated
     time_ps: float = None
     data: dict = field(default_factory=dict)
+
+
+#: ``ts.data`` key of a frame's float64 positions, velocities and forces (eV/Angstrom)
+FLOAT64 = "mdsym_float64"
 
 
 class FrameReader(ReaderBase):
@@ -75,8 +80,10 @@ class FrameReader(ReaderBase):
         ts.dimensions = values.dimensions
         ts.data.clear()
         ts.data.update(values.data)
-        if values.time_ps is not None:
-            ts.time = values.time_ps
+        # MDAnalysis holds frames in float32; the file's own float64 values, for mdsym's sums
+        ts.data[FLOAT64] = (np.asarray(values.positions, float), values.velocities, values.forces)
+        # no time in the file: NaN, never MDAnalysis' default of the frame index x 1 ps
+        ts.time = values.time_ps if values.time_ps is not None else float("nan")
         return ts
 
 
