@@ -182,5 +182,13 @@ def summarize(opened: Opened, model=None, stop=None):
                            opened.cell if opened.periodic else None)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        summary.run(stop=stop if stop is not None else opened.n_frames)
+        try:
+            summary.run(stop=stop if stop is not None else opened.n_frames)
+        except MdsymError:
+            raise
+        except Exception as error:  # noqa: BLE001 (a reader's complaint about a frame, in one line)
+            frame = getattr(summary, "_frame_index", None)
+            where = f"frame {frame + 1} of " if frame is not None else ""
+            text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise MdsymError(f"cannot read {where}{opened.path}: {text}") from None
     return summary.results
