@@ -21,7 +21,7 @@ from mdsym.cli.main import main
 from mdsym.core import mechanics
 from mdsym.core.defaults import STRUCTURES
 from mdsym.models import shipped
-from mdsym.reports.run_report import analyze_run
+from mdsym.workflows.analyze import analyze_run
 
 pytestmark = pytest.mark.timeout(300)
 

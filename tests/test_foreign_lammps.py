@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from mdsym.analysis.sources import open_trajectory
 from mdsym.cli.main import main
 from mdsym.md.lammps_input import load_lammps
-from mdsym.reports.run_report import analyze_run
+from mdsym.workflows.analyze import analyze_run
 
 pytestmark = pytest.mark.timeout(120)
 

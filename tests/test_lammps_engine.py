@@ -13,7 +13,7 @@ from mdsym.analysis.sources import open_trajectory
 from mdsym.analysis.trajectory import load_run
 from mdsym.cli.main import main
 from mdsym.md.run import resume_md, run_md
-from mdsym.reports.run_report import analyze_run
+from mdsym.workflows.analyze import analyze_run
 
 pytestmark = pytest.mark.timeout(300)
 

@@ -98,6 +98,9 @@ def analyze_run(path, out=None, every=None, degree: int = 2, content: bool = Fal
             figures, thermo_series = precise
             figures["frames"] = {k: am.results.figures.get(k) for k in ("max_dL", "drift_rate", "torque_max_eV")}
             figures["frames"]["source"] = "trajectory.trr (float32, every stride steps)"
+            if foreign:  # the thermo table of a foreign trajectory is its files' float64 values
+                figures["source"] = f"{run.path}'s own values (float64, every frame)"
+                figures["frames"]["source"] = "its frames as MDAnalysis holds them (float32)"
             report["angular_momentum"] = figures
             series.update({f"am_{k}": v for k, v in thermo_series.items()})
         if config is not None and config.ensemble == "nvt" and not run.periodic:
