@@ -1,4 +1,4 @@
-"""``mdsym run``: MD with any model, raw or symmetrized, in ASE or i-PI, into a run directory.
+"""``mdsym run``: MD with any model, raw or symmetrized, in ASE, i-PI or LAMMPS, into a run directory.
 
 Every option but --out, --resume, --progress and --yes sets the ``RunConfig`` field of its
 destination's name, and takes that field's default (``RunConfig.default``): the help shows
@@ -102,7 +102,7 @@ def _choice(name):
 @click.option("--yes", "-y", is_flag=True, help=YES_HELP)
 @one_line_errors
 def run(resume, out, progress, yes, **options):
-    """Run MD with any model, raw or symmetrized, in ASE or i-PI."""
+    """Run MD with any model, raw or symmetrized, in ASE, i-PI or LAMMPS."""
     # start-up time: the engines load only when a run starts
     from mdsym.core.progress import Progress
     from mdsym.md.run import default_out, read_config, resume_md, run_md

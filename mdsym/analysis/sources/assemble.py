@@ -182,7 +182,9 @@ def run_data(opened, summary, table, steps, frame_times, n, timestep, stride, ar
                    time_ps=np.asarray(frame_times[:n], float) / 1000.0,
                    step=np.asarray(steps[:n], dtype=np.int64), positions=empty, velocities=empty, forces=empty,
                    boxes=np.zeros((0, 6)), thermo=table if len(table["step"]) else None,
-                   notes=list(opened.notes), universe=universe, n_frames=n, source=source)
+                   notes=list(opened.notes), universe=universe, n_frames=n, source=source,
+                   # a cut file is said first, on the terminal and at the top of the report
+                   warnings=[note for note in opened.notes if "truncated" in note or "NaN" in note])
     if arrays:
         r = FrameArrays(universe).run(stop=n).results
         data.positions = r.positions
