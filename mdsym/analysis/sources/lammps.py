@@ -127,11 +127,13 @@ def dump_header(path: Path) -> tuple:
 
 def whole_dump_frames(path: Path, n_atoms: int, n_frames: int) -> tuple:
     """Whole frames of a dump of ``n_atoms`` atoms, and whether a torn one was left out."""
-    with open(path, "rb") as handle:
-        data = handle.read()
-    lines = data.count(b"\n")
+    lines, last = 0, b"\n"
+    with open(path, "rb") as handle:  # in chunks: a dump may be larger than memory
+        while chunk := handle.read(1 << 24):
+            lines += chunk.count(b"\n")
+            last = chunk[-1:]
     whole = lines // (n_atoms + 9)
-    return min(whole, n_frames), whole < n_frames or not data.endswith(b"\n")
+    return min(whole, n_frames), whole < n_frames or last != b"\n"
 
 
 def elements_of(universe, columns, options, path) -> list:
