@@ -266,7 +266,7 @@ def test_unreadable_files_give_one_line_naming_the_file(tmp_path):
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and "trajectory.trr" in lines[0]
     result = CliRunner().invoke(main, ["analyze", str(tmp_path / "nowhere")])
-    assert result.exit_code == 2 and "nowhere is not a directory" in result.output
+    assert result.exit_code == 2 and "nowhere does not exist" in result.output  # PATH: a run directory or a file
     (tmp_path / "empty").mkdir()
     result = CliRunner().invoke(main, ["analyze", str(tmp_path / "empty")])
     assert result.exit_code == 2 and "run.json" in result.output
