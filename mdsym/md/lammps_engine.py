@@ -214,7 +214,6 @@ class Stepper:
 def run_lammps(context: RunContext, rundir: RunDirectory, resume: bool = False, progress=None) -> dict:
     """Run (or continue) MD in LAMMPS; returns the segment's status for run.json."""
     context = RunContext.of(context, "lammps")
-    config = context.config
     rundir = RunDirectory(rundir.path.resolve())
     start_step, exchanged, velocities, notes = start_state(context, rundir, resume)
     (rundir.path / "lammps").mkdir(exist_ok=True)

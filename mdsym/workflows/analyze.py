@@ -23,8 +23,15 @@ from mdsym.analysis.drift import energy_drift
 from mdsym.analysis.equipartition import Equipartition
 from mdsym.analysis.equivariance_series import EquivarianceSeries, model_of_run, summarize
 from mdsym.analysis.field_scores import of_run as field_figures
-from mdsym.analysis.sources.assemble import NO_MODEL, analysis_config, analysis_folder, is_foreign
 from mdsym.analysis.hidden_layers import layers_or_reason
+from mdsym.analysis.sources.assemble import (
+    NO_MODEL,
+    analysis_config,
+    analysis_folder,
+    energy_provenance,
+    frames_precision,
+    is_foreign,
+)
 from mdsym.analysis.trajectory import energy_rows, load_run, walk
 from mdsym.core.errors import MdsymError
 from mdsym.core.molecules import molecules
@@ -72,9 +79,7 @@ def analyze_run(path, out=None, every=None, degree: int = 2, content: bool = Fal
                                        run.thermo["kinetic_eV"][rows], run.n_atoms)
         report["drift"]["rows"] = "every step" if rows.all() else "outer steps (step % K == 0)"
         report["drift"]["ensemble"] = config.ensemble if config is not None else None
-        if foreign:  # which column, or why there is none
-            report["drift"].update(column=run.source["energy"]["column"],
-                                   why_not=run.source["energy"]["why_not"])
+        report["drift"].update(energy_provenance(run))  # a foreign trajectory's column, or why none
         series.update(thermo_time_ps=t, conserved_eV=run.thermo["conserved_eV"],
                       kinetic_eV=run.thermo["kinetic_eV"], potential_eV=run.thermo["potential_eV"])
 
@@ -88,8 +93,7 @@ def analyze_run(path, out=None, every=None, degree: int = 2, content: bool = Fal
         eq = Equipartition(run.universe, run.masses, run.numbers, groups)
         walk([am, eq], stop=run.n_frames)
         if am.results.incomplete_frames:
-            where = run.path if foreign else run.path / "trajectory.trr"
-            notes.append(f"{where} lacks velocities or forces in some frames")
+            notes.append(f"{run.path if foreign else run.path / 'trajectory.trr'} lacks velocities or forces in some frames")
         report["time_span_ps"] = [float(am.results.time_ps[0]), float(am.results.time_ps[-1])]
         report["angular_momentum"] = am.results.figures
         series.update({f"am_{k}": v for k, v in am.results.series.items()})
@@ -97,10 +101,7 @@ def analyze_run(path, out=None, every=None, degree: int = 2, content: bool = Fal
         if precise is not None:  # float64, every step: what the float32 frames would floor
             figures, thermo_series = precise
             figures["frames"] = {k: am.results.figures.get(k) for k in ("max_dL", "drift_rate", "torque_max_eV")}
-            figures["frames"]["source"] = "trajectory.trr (float32, every stride steps)"
-            if foreign:  # the thermo table of a foreign trajectory is its files' float64 values
-                figures["source"] = f"{run.path}'s own values (float64, every frame)"
-                figures["frames"]["source"] = "its frames as MDAnalysis holds them (float32)"
+            figures["frames"]["source"] = frames_precision(run)
             report["angular_momentum"] = figures
             series.update({f"am_{k}": v for k, v in thermo_series.items()})
         if config is not None and config.ensemble == "nvt" and not run.periodic:
@@ -113,10 +114,7 @@ def analyze_run(path, out=None, every=None, degree: int = 2, content: bool = Fal
 
         report["structure"] = structure.structure_of(run, max_structure_frames)
 
-        if equivariance and foreign and model is None:
-            report["equivariance"] = {"skipped": NO_MODEL}
-            notes.append(f"equivariance not measured: {NO_MODEL}")
-        elif equivariance:
+        if equivariance:
             report["equivariance"], s = _equivariance(run, config, every, degree, content, model,
                                                       batch_size, notes)
             series.update({f"eq_{k}": v for k, v in s.items()})
@@ -157,7 +155,8 @@ def thermo_mechanics(run, config):
     vector = lambda name: np.column_stack([thermo[f"{name}{axis}"][rows] for axis in ("x", "y", "z")])  # noqa: E731
     figures, series = figures_of(thermo["time_fs"][rows] / 1000.0, vector("L"), vector("torque_"),
                                  vector("fnet_"), periodic=False)
-    figures["source"] = "thermo.csv (float64, " + (
+    figures["source"] = f"{run.path}'s own values (float64, " if is_foreign(run) else "thermo.csv (float64, "
+    figures["source"] += (
         "every step)" if rows.all() else "outer steps, step % K == 0)")
     return figures, series
 
@@ -190,6 +189,9 @@ def run_config(run, notes) -> RunConfig:
 
 
 def _equivariance(run, config, every, degree, content, model, batch_size, notes):
+    if is_foreign(run) and model is None:  # another engine's trajectory names no model
+        notes.append(f"equivariance not measured: {NO_MODEL}")
+        return {"skipped": NO_MODEL}, {}
     if config is None:
         return {"skipped": "run.json's configuration is not readable by this mdsym"}, {}
     try:

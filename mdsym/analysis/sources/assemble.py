@@ -218,3 +218,17 @@ def analysis_folder(run: RunData):
 def is_foreign(run: RunData) -> bool:
     """Whether ``run`` is a trajectory another engine wrote (not an mdsym run directory)."""
     return (run.source or {}).get("kind") not in (None, "mdsym")
+
+
+def energy_provenance(run: RunData) -> dict:
+    """A foreign trajectory's energy column, or why it has none (``{}`` for a run directory)."""
+    if not is_foreign(run):
+        return {}
+    return {"column": run.source["energy"]["column"], "why_not": run.source["energy"]["why_not"]}
+
+
+def frames_precision(run: RunData) -> str:
+    """What the frames' figures were computed from (analysis.json's ``frames.source``)."""
+    if is_foreign(run):
+        return "its frames as MDAnalysis holds them (float32)"
+    return "trajectory.trr (float32, every stride steps)"

@@ -25,7 +25,7 @@ from ase.geometry import cellpar_to_cell
 from MDAnalysis.analysis.base import AnalysisBase
 
 from mdsym.analysis.sources.frames import FLOAT64
-from mdsym.analysis.trajectory import EV_IN_AMU_A2_PS2, RunData, frame_forces, frame_velocities
+from mdsym.analysis.trajectory import EV_IN_AMU_A2_PS2, frame_forces, frame_velocities
 from mdsym.core import mechanics
 from mdsym.core.errors import MdsymError
 from mdsym.core.system import System

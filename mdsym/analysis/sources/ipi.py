@@ -242,7 +242,6 @@ def open_ipi(path: Path, options) -> Opened:
 def initial_names(system, folder: Path):
     """The element names the input starts from (``<labels>`` or the initial file), or None."""
     import ase.io  # the initial structure file, when i-PI reads one
-
     from ipi.utils.io.inputs.io_xml import read_list  # i-PI's list syntax
 
     for kind, value in system.initialize.extra:
