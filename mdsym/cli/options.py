@@ -8,7 +8,12 @@ import sys
 
 import click
 
-from mdsym.core.defaults import MAX_CONTENT_DEGREE, MAX_EVALUATIONS_WITHOUT_CONSENT, YES_HELP
+from mdsym.core.defaults import (
+    MAX_CONTENT_DEGREE,
+    MAX_EVALUATIONS_WITHOUT_CONSENT,
+    TRAJECTORY_FORMATS,
+    YES_HELP,
+)
 from mdsym.core.errors import MdsymError
 
 
@@ -126,9 +131,8 @@ def analysis_options(function):
 
 #: what a foreign trajectory needs said when its files do not say it (``mdsym analyze``,
 #: and ``PATH::key=value`` items of ``mdsym compare``)
-SOURCE_FORMATS = ("mdsym", "ipi", "traj", "extxyz", "lammps", "mdanalysis")
 SOURCE_OPTIONS = [
-    click.option("--format", "source_format", type=click.Choice(SOURCE_FORMATS), default=None,
+    click.option("--format", "source_format", type=click.Choice(TRAJECTORY_FORMATS), default=None,
                  help="Format of PATH [default: from its extension and content]."),
     click.option("--log", type=click.Path(dir_okay=False, exists=True), default=None,
                  help="Energies per step: an ASE MDLogger log or a LAMMPS log.lammps."),

@@ -84,3 +84,6 @@ STUDY_DEGREE = 2
 
 # mdsym audit (mdsym.workflows.audit_battery)
 AUDIT_SPECS = ("none", "random", "nettorque", "o3:1")
+
+# mdsym analyze PATH (mdsym.analysis.sources): the formats it reads, and their detection
+TRAJECTORY_FORMATS = ("mdsym", "ipi", "traj", "extxyz", "lammps", "mdanalysis")

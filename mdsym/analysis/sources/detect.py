@@ -16,9 +16,10 @@ format         what PATH is                                               read b
 from pathlib import Path
 
 from mdsym.analysis.sources.common import SourceOptions
+from mdsym.core.defaults import TRAJECTORY_FORMATS
 from mdsym.core.errors import MdsymError
 
-FORMATS = ("mdsym", "ipi", "traj", "extxyz", "lammps", "mdanalysis")
+FORMATS = TRAJECTORY_FORMATS
 #: extensions MDAnalysis reads with a topology
 MDANALYSIS_EXTENSIONS = (".trr", ".xtc", ".dcd", ".nc", ".ncdf", ".netcdf", ".h5md", ".tng",
                          ".gro", ".pdb", ".xyz")
