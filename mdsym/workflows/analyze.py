@@ -71,49 +71,13 @@ def analyze_run(path, out=None, every=None, degree: int = 2, content: bool = Fal
     }
     series = {}
 
-    # energy drift (thermo.csv: every step; mts:K the outer steps)
-    if run.thermo is not None:
-        t = run.thermo["time_fs"] / 1000.0
-        rows = energy_rows(run.thermo, config)  # mts:K: the outer steps only
-        report["drift"] = energy_drift(t[rows], run.thermo["conserved_eV"][rows],
-                                       run.thermo["kinetic_eV"][rows], run.n_atoms)
-        report["drift"]["rows"] = "every step" if rows.all() else "outer steps (step % K == 0)"
-        report["drift"]["ensemble"] = config.ensemble if config is not None else None
-        report["drift"].update(energy_provenance(run))  # a foreign trajectory's column, or why none
-        series.update(thermo_time_ps=t, conserved_eV=run.thermo["conserved_eV"],
-                      kinetic_eV=run.thermo["kinetic_eV"], potential_eV=run.thermo["potential_eV"])
+    drift(run, config, report, series)
 
     # the public audits' figures (MLIP Audit, ml-peg, nvalchemi): field_scores
     report["field"] = field_figures(run, config)
 
     if run.n_frames:
-        # one pass over the frames, none of them kept
-        am = AngularMomentum(run.universe, run.masses, run.periodic)
-        groups = None if run.periodic else molecules(run.atoms)
-        eq = Equipartition(run.universe, run.masses, run.numbers, groups)
-        walk([am, eq], stop=run.n_frames)
-        if am.results.incomplete_frames:
-            notes.append(f"{run.path if foreign else run.path / 'trajectory.trr'} lacks velocities or forces in some frames")
-        report["time_span_ps"] = [float(am.results.time_ps[0]), float(am.results.time_ps[-1])]
-        report["angular_momentum"] = am.results.figures
-        series.update({f"am_{k}": v for k, v in am.results.series.items()})
-        precise = thermo_mechanics(run, config)
-        if precise is not None:  # float64, every step: what the float32 frames would floor
-            figures, thermo_series = precise
-            figures["frames"] = {k: am.results.figures.get(k) for k in ("max_dL", "drift_rate", "torque_max_eV")}
-            figures["frames"]["source"] = frames_precision(run)
-            report["angular_momentum"] = figures
-            series.update({f"am_{k}": v for k, v in thermo_series.items()})
-        if config is not None and config.ensemble == "nvt" and not run.periodic:
-            report["angular_momentum"]["thermostat_note"] = (
-                f"NVT ({config.thermostat}): the thermostat changes the velocities, and so L; judge "
-                "the model's angular-momentum conservation on NVE runs")
-        report["equipartition"] = eq.results.figures
-        series.update({f"T_{k}": v for k, v in eq.results.temperatures.items()})
-        series["T_time_ps"] = am.results.time_ps  # the frames' times (am_time_ps may be thermo.csv's)
-
-        report["structure"] = structure.structure_of(run, max_structure_frames)
-
+        frame_analyses(run, config, report, series, foreign, max_structure_frames)
         if equivariance:
             report["equivariance"], s = _equivariance(run, config, every, degree, content, model,
                                                       batch_size, notes)
@@ -132,6 +96,51 @@ def analyze_run(path, out=None, every=None, degree: int = 2, content: bool = Fal
         (out / "analysis.json").write_text(json.dumps(report, indent=2, default=json_default))
     (out / "report.md").write_text(markdown(report))
     return report
+
+
+def drift(run, config, report: dict, series: dict) -> None:
+    """The energy drift of the conserved quantity (thermo.csv: every step; ``mts:K``: the
+    outer steps) into ``report``, its series into ``series``."""
+    if run.thermo is not None:
+        t = run.thermo["time_fs"] / 1000.0
+        rows = energy_rows(run.thermo, config)  # mts:K: the outer steps only
+        report["drift"] = energy_drift(t[rows], run.thermo["conserved_eV"][rows],
+                                       run.thermo["kinetic_eV"][rows], run.n_atoms)
+        report["drift"]["rows"] = "every step" if rows.all() else "outer steps (step % K == 0)"
+        report["drift"]["ensemble"] = config.ensemble if config is not None else None
+        report["drift"].update(energy_provenance(run))  # a foreign trajectory's column, or why none
+        series.update(thermo_time_ps=t, conserved_eV=run.thermo["conserved_eV"],
+                      kinetic_eV=run.thermo["kinetic_eV"], potential_eV=run.thermo["potential_eV"])
+
+
+def frame_analyses(run, config, report: dict, series: dict, foreign: bool, max_structure_frames: int) -> None:
+    """One pass over the frames, none of them kept: angular momentum (from thermo.csv in
+    float64 where it has it), equipartition, structure."""
+    am = AngularMomentum(run.universe, run.masses, run.periodic)
+    groups = None if run.periodic else molecules(run.atoms)
+    eq = Equipartition(run.universe, run.masses, run.numbers, groups)
+    walk([am, eq], stop=run.n_frames)
+    if am.results.incomplete_frames:
+        report["notes"].append(f"{run.path if foreign else run.path / 'trajectory.trr'} lacks velocities or forces in some frames")
+    report["time_span_ps"] = [float(am.results.time_ps[0]), float(am.results.time_ps[-1])]
+    report["angular_momentum"] = am.results.figures
+    series.update({f"am_{k}": v for k, v in am.results.series.items()})
+    precise = thermo_mechanics(run, config)
+    if precise is not None:  # float64, every step: what the float32 frames would floor
+        figures, thermo_series = precise
+        figures["frames"] = {k: am.results.figures.get(k) for k in ("max_dL", "drift_rate", "torque_max_eV")}
+        figures["frames"]["source"] = frames_precision(run)
+        report["angular_momentum"] = figures
+        series.update({f"am_{k}": v for k, v in thermo_series.items()})
+    if config is not None and config.ensemble == "nvt" and not run.periodic:
+        report["angular_momentum"]["thermostat_note"] = (
+            f"NVT ({config.thermostat}): the thermostat changes the velocities, and so L; judge "
+            "the model's angular-momentum conservation on NVE runs")
+    report["equipartition"] = eq.results.figures
+    series.update({f"T_{k}": v for k, v in eq.results.temperatures.items()})
+    series["T_time_ps"] = am.results.time_ps  # the frames' times (am_time_ps may be thermo.csv's)
+
+    report["structure"] = structure.structure_of(run, max_structure_frames)
 
 
 def check_model(run, config) -> None:
