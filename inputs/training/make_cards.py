@@ -50,6 +50,7 @@ def fmt(value, digits=3):
 def render(name):
     card = json.loads((ROOT / "mdsym" / "models" / "data" / f"{name}.json").read_text())
     held, eq = card["held_out"], card["equivariance"]
+    direct = "held_out_conservative" in card
     model = card["hyperparameters"]["model"]
     training = card["hyperparameters"]["training"]
     lines = [
@@ -61,7 +62,13 @@ def render(name):
         f"{card['n_parameters']:,} parameters, float32); load with "
         f"`mdsym.load_model(\"{name}\")` or `--model {name}`.",
         f"- Architecture: {card['architecture']} {card['versions']['metatrain']}, exported "
-        "as a metatomic model (energy output; forces and stress by autograd).",
+        + ("as a metatomic model with outputs `energy` and `non_conservative_force` (direct "
+           "forces, also under the deprecated name `non_conservative_forces`); conservative "
+           "forces -dE/dr by autograd. `mdsym.load_model(\"" + name + "\")` (forces "
+           "`auto`) and `--model " + name + "` use the direct forces; "
+           "`load_model(..., forces=\"conservative\")` or `--forces conservative` the "
+           "conservative ones." if direct else
+           "as a metatomic model (energy output; forces and stress by autograd)."),
         f"- Reference: {card['reference']} {card['versions']['tblite']}.",
         f"- System: {card['system']}; shipped structure `{card['structure']}`.",
         "",
@@ -105,9 +112,20 @@ def render(name):
         "| quantity | RMSE | std of reference |",
         "|---|---|---|",
         f"| energy | {held['energy_rmse_meV_per_atom']:.2f} meV/atom | |",
-        f"| forces | {held['forces_rmse_meV_per_A']:.1f} meV/A | "
-        f"{held['forces_reference_std_meV_per_A']:.0f} meV/A |",
+        f"| forces{' (direct head)' if direct else ''} | {held['forces_rmse_meV_per_A']:.1f} "
+        f"meV/A | {held['forces_reference_std_meV_per_A']:.0f} meV/A |",
     ]
+    if direct:
+        conservative = card["held_out_conservative"]
+        difference = card["direct_vs_conservative"]
+        lines += [
+            f"| forces (conservative, -dE/dr) | {conservative['forces_rmse_meV_per_A']:.1f} "
+            f"meV/A | {conservative['forces_reference_std_meV_per_A']:.0f} meV/A |",
+            "",
+            "Direct against conservative forces of the model on the same frames: RMS "
+            f"difference {difference['rms_difference_meV_per_A']:.1f} meV/A, largest "
+            f"component {difference['max_abs_difference_meV_per_A']:.0f} meV/A.",
+        ]
     if "stress_rmse_meV_per_A3" in held:
         lines.append(f"| stress (3x3) | {held['stress_rmse_meV_per_A3']:.2f} meV/A^3 | "
                      f"{held['stress_reference_std_meV_per_A3']:.2f} meV/A^3 |")
@@ -118,10 +136,24 @@ def render(name):
         f"`{eq['command']}` (quadrature {eq['quadrature']}):",
         "",
     ]
-    for key, label in (("A_energy_eV", "energy (eV)"), ("A_forces_eV_per_A", "forces (eV/A)"),
+    for key, label in (("A_energy_eV", "energy (eV)"),
+                       ("A_forces_eV_per_A", "direct forces (eV/A)" if direct else "forces (eV/A)"),
                        ("A_stress_eV_per_A3", "stress (eV/A^3)")):
         if key in eq:
             lines.append(f"- {label}: A = {eq[key]:.3g}")
+    if direct:
+        eqc = card["equivariance_conservative"]
+        lines += [
+            f"- conservative forces (eV/A), `{eqc['command']}`: "
+            f"A = {eqc['A_forces_eV_per_A']:.3g} (energy: A = {eqc['A_energy_eV']:.3g})",
+            "",
+            "Symmetry content B of the forces, fraction in each sector (lambda, sigma):",
+            "",
+            "| sector | direct | conservative |",
+            "|---|---|---|",
+        ]
+        for sector, fraction in eq["B_forces"].items():
+            lines.append(f"| ({sector}) | {fraction:.3g} | {eqc['B_forces'][sector]:.3g} |")
     if "stability" in card:
         s = card["stability"]
         lines += [
