@@ -167,8 +167,8 @@ def main():
                 "command": "python train.py " + " ".join(sys.argv[1:]),
                 "note": "epoch: epochs trained when the weights were taken (current "
                         "weights, not metatrain's best-so-far); the last file is the end "
-                        "of training, whose weights differ from the run's exported "
-                        "best-validation model"}
+                        "of training; the run's own exported model is metatrain's "
+                        "best-validation epoch, which may be another"}
         entries = export_series(stages, args.export_dir, info)
         print(f"{args.name}: trained in {minutes:.1f} min; {len(entries)} models in "
               f"{args.export_dir}")
