@@ -31,9 +31,14 @@ Parameters (keyword arguments), the options of ``mdsym serve`` with its defaults
 - ``correction``: ``none`` (default), ``raw`` or ``direct``: serve the outer force
   of i-PI's multiple time stepping, the symmetrized model minus the raw one (or the
   conservative forces minus the direct ones), as ``mdsym serve --correction``.
+- ``variant``: a metatomic model's energy variant, ``energy/NAME`` (as i-PI's own
+  metatomic driver's ``energy_variant``); default: its plain energy;
+- ``device`` (``auto``, ``cpu``, ``cuda``, ``cuda:N``; default ``auto``) and ``dtype``
+  (``float32``, ``float64``; default the model's own), as ``mdsym serve``.
 
 Energies, forces, virial and the JSON extras (``energy_rot_std`` in eV,
-``forces_rot_std`` in eV/A) are those of ``mdsym serve``: both build their
+``forces_rot_std`` in eV/A; ``energy_uncertainty`` in eV when the model declares one)
+are those of ``mdsym serve``: both build their
 ``mdsym.serving.ipi_client.Potential`` with ``mdsym.serving.serve.serving_potential``.
 """
 
@@ -43,6 +48,7 @@ from ipi.pes.dummy import Dummy_driver
 
 from mdsym.core.defaults import (
     DEFAULT_CORRECTION,
+    DEFAULT_DEVICE,
     DEFAULT_FORCES,
     DEFAULT_MODEL,
     DEFAULT_SEED,
@@ -63,7 +69,7 @@ class MdsymDriver(Dummy_driver):
     def __init__(self, template=DEFAULT_STRUCTURE, model=DEFAULT_MODEL,
                  symmetrize=DEFAULT_SYMMETRIZE, forces=DEFAULT_FORCES, batch_size=AUTO,
                  seed=DEFAULT_SEED, threads=DEFAULT_THREADS, correction=DEFAULT_CORRECTION,
-                 *args, **kwargs):
+                 variant=None, device=DEFAULT_DEVICE, dtype=None, *args, **kwargs):
         from mdsym.core.errors import MdsymError
 
         self.template = str(template)
@@ -72,6 +78,9 @@ class MdsymDriver(Dummy_driver):
         self.forces = str(forces)
         self.threads = str(threads)
         self.correction = str(correction)
+        self.variant = None if variant is None else str(variant)
+        self.device = str(device)
+        self.dtype = None if dtype is None else str(dtype)
         try:
             self.batch_size = None if str(batch_size) == AUTO else int(batch_size)
             self.seed = int(seed)
@@ -87,7 +96,8 @@ class MdsymDriver(Dummy_driver):
 
         self.potential = serving_potential(
             self.model_spec, self.template, self.symmetrize, self.forces, self.batch_size,
-            self.seed, self.threads, correction=self.correction)
+            self.seed, self.threads, correction=self.correction, variant=self.variant,
+            device=self.device, dtype=self.dtype)
         print(f"mdsym PES: {describe(self.potential, self.template)}", file=sys.stderr,
               flush=True)
 

@@ -36,7 +36,7 @@ def every_field_changed() -> RunConfig:
     """A valid configuration in which every field differs from its default."""
     config = RunConfig(
         model="analytic:bond2=0.05", structure=CLUSTER, symmetrize="o3:2:rotated",
-        forces="conservative", batch_size=7, threads="2", device="cpu", dtype="float32",
+        forces="conservative", batch_size=7, threads="2", device="cpu", dtype="float32", variant="pbe",
         engine="ipi", ensemble="nve",
         thermostat="langevin", timestep_fs=1.25, steps=17, temperature_K=123.0,
         thermostat_tau_fs=55.0, seed=9, stride=3, checkpoint_stride=6, socket="tcp",
@@ -125,11 +125,17 @@ GIVEN = {
     "threads": ("1", "1"),
     "device": ("cpu", "cpu"),
     "dtype": ("float32", "float32"),
+    "variant": ("pbe", "pbe"),  # with a metatomic model that declares it (the test makes one)
 }
 
 
 def test_every_run_option_lands_in_run_json(tmp_path, monkeypatch):
     _skip_md(monkeypatch)
+    from .user_models import export_foundation_like  # --variant needs a model with variants
+
+    model = tmp_path / "variants.pt"
+    export_foundation_like(model, types=(29,))
+    GIVEN = dict(globals()["GIVEN"], model=(str(model), str(model)))
     options = {p.name: p for p in run_options()}
     assert set(options) == set(GIVEN), "a new option of mdsym run: add it to GIVEN"
     args = []

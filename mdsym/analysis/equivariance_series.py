@@ -35,7 +35,8 @@ def model_of_run(config, model=None):
     """(raw model, symmetrized model or None) that drove a run, from its ``RunConfig``
     (``model``: another model to measure under the run's symmetrization)."""
     raw = load_model(model if model is not None else config.model, forces=config.forces,
-                     dtype=config.dtype if model is None else None)  # the run's precision
+                     dtype=config.dtype if model is None else None,  # the run's precision
+                     variant=config.variant if model is None else None)  # and its energy
     # an mts:K run integrates the symmetrized model of the rest of its spec
     spec = config.symmetrize.outer()
     if str(spec) == "none":

@@ -6,7 +6,7 @@ from pathlib import Path
 import click
 
 from mdsym.cli.options import one_line_errors
-from mdsym.core.defaults import AUDIT_SPECS, DEFAULT_THREADS, THREADS_HELP
+from mdsym.core.defaults import AUDIT_SPECS, DEFAULT_THREADS, THREADS_HELP, VARIANT_HELP
 
 
 @click.command()
@@ -23,11 +23,12 @@ from mdsym.core.defaults import AUDIT_SPECS, DEFAULT_THREADS, THREADS_HELP
 @click.option("--batch-size", default=None, type=int,
               help="Rotated copies per model call (default: chosen from the model and size).")
 @click.option("--threads", default=DEFAULT_THREADS, show_default=True, help=THREADS_HELP)
+@click.option("--variant", default=None, help=VARIANT_HELP)
 @click.option("--progress/--no-progress", default=None,
               help="A progress bar [default: only on a terminal].")
 @click.option("--json", "as_json", is_flag=True, help="Print audit.json to stdout.")
 @one_line_errors
-def audit(models, structure, specs, fast, out, seed, batch_size, threads, progress, as_json):
+def audit(models, structure, specs, fast, out, seed, batch_size, threads, variant, progress, as_json):
     """Stability audit of one or more models: the public audits' figures (MLIP Audit, ml-peg,
     MLIP Arena, nvalchemi) next to mdsym's (L, A, B) and the dynamic equivariance test, for the
     raw model and each symmetrization; one scorecard and leaderboard (OUT/audit.md)."""
@@ -47,7 +48,7 @@ def audit(models, structure, specs, fast, out, seed, batch_size, threads, progre
     configure_threads(threads, max(sizes))
     result = run_audit(list(models), out, structure=structure, specs=spec_list,
                        mode="fast" if fast else "standard", seed=seed, batch_size=batch_size,
-                       progress=progress, echo=click.echo)
+                       progress=progress, echo=click.echo, variant=variant)
     if as_json:
         click.echo(json.dumps(result, indent=2, default=json_default))
         return

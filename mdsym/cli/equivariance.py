@@ -20,6 +20,7 @@ from mdsym.core.defaults import (
     FORCES,
     MAX_CONTENT_DEGREE,
     THREADS_HELP,
+    VARIANT_HELP,
     YES_HELP,
     structure_path,
 )
@@ -44,6 +45,7 @@ from mdsym.core.errors import MdsymError
 @click.option("--threads", default=DEFAULT_THREADS, show_default=True, help=THREADS_HELP)
 @click.option("--device", default=DEFAULT_DEVICE, show_default=True, help=DEVICE_HELP)
 @click.option("--dtype", type=click.Choice(DTYPE_NAMES), default=None, help=DTYPE_HELP)
+@click.option("--variant", default=None, help=VARIANT_HELP)
 @click.option("--layers", is_flag=True,
               help="Also B per sector of every hidden layer of the (raw) model, in forward order.")
 @click.option("--layers-plot", type=click.Path(dir_okay=False), default=None,
@@ -52,13 +54,16 @@ from mdsym.core.errors import MdsymError
 @click.option("--yes", "-y", is_flag=True, help=YES_HELP)
 @one_line_errors
 def equivariance(model, structure, degree, symmetrize, so3, forces, batch_size, threads, device,
-                 dtype, layers, layers_plot, as_json, yes):
+                 dtype, variant, layers, layers_plot, as_json, yes):
     """Equivariance error A and symmetry content B of a model on one structure."""
     # start-up time: the models, the metrics and ASE load only when the command runs
+    import numpy as np
+
     from mdsym.core.system import System, read_structure
     from mdsym.core.threads import configure_threads
     from mdsym.models import load_model
     from mdsym.models.devices import dtype_name
+    from mdsym.models.memory import check_fits
     from mdsym.symmetry.metrics import measure, metrics_quadrature
     from mdsym.symmetry.spec import SymmetrizeSpec
     from mdsym.symmetry.symmetrized import SymmetrizedModel
@@ -73,8 +78,9 @@ def equivariance(model, structure, degree, symmetrize, so3, forces, batch_size, 
         raise MdsymError(f"--layers-plot {layers_plot}: its folder does not exist")
     system = System.from_atoms(read_structure(structure_path(structure)))
     configure_threads(threads, len(system))
-    the_model = load_model(model, forces=forces, device=device, dtype=dtype)
+    the_model = load_model(model, forces=forces, device=device, dtype=dtype, variant=variant)
     the_model.check_system(system)
+    check_fits(the_model, system, batch_size, evaluations)
     symmetrized = SymmetrizedModel(the_model, symmetrize, batch_size=batch_size)
     raw_model = the_model
     if str(symmetrized.spec) != "none":
@@ -88,6 +94,10 @@ def equivariance(model, structure, degree, symmetrize, so3, forces, batch_size, 
         from mdsym.serving.export import export_metadata  # start-up time
 
         report["export"] = export_metadata(model) or None
+    report["variant"] = raw_model.variant
+    if "energy_uncertainty" in raw_model.extra_outputs:  # the model's own error estimate
+        report["energy_uncertainty_eV"] = float(
+            raw_model.evaluate(system, np.eye(3)[None], ("energy",))["energy_uncertainty"][0])
     if layers or layers_plot:
         from mdsym.analysis.hidden_layers import layers_or_reason  # start-up time
         from mdsym.reports.plots import plot_heatmap
@@ -105,8 +115,12 @@ def equivariance(model, structure, degree, symmetrize, so3, forces, batch_size, 
         click.echo(f"exported by mdsym {made['version']}: {made['model']} symmetrized by {made['spec']} "
                    f"on {made['grid']} ({made['grid-size']} rotations), seed {made['seed']}, "
                    f"correction {made['correction']}, {made['dtype']}")
+    variant = f", energy/{report['variant']}" if report["variant"] else ""
     click.echo(f"model {report['model']}  structure {structure}  symmetrize {report['symmetrize']}"
-               f"  ({report['device']}, {report['dtype']})")
+               f"  ({report['device']}, {report['dtype']}{variant})")
+    if "energy_uncertainty_eV" in report:
+        click.echo(f"energy uncertainty (the model's own estimate): "
+                   f"{report['energy_uncertainty_eV']:.4g} eV")
     click.echo(f"quadrature {quadrature['name']} over {quadrature['group']}: "
                f"{quadrature['size']} elements, exact to degree {quadrature['degree']}")
     units = {"energy": "eV", "forces": "eV/A", "stress": "eV/A^3"}

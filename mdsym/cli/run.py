@@ -16,6 +16,7 @@ from mdsym.core.defaults import (
     DEVICE_HELP,
     DTYPE_HELP,
     THREADS_HELP,
+    VARIANT_HELP,
     YES_HELP,
 )
 from mdsym.core.errors import MdsymError
@@ -97,6 +98,7 @@ def _choice(name):
 @click.option("--threads", default=_default("threads"), show_default=True, help=THREADS_HELP)
 @click.option("--device", default=_default("device"), show_default=True, help=DEVICE_HELP)
 @click.option("--dtype", type=_choice("dtype"), default=_default("dtype"), help=DTYPE_HELP)
+@click.option("--variant", default=_default("variant"), help=VARIANT_HELP)
 @click.option("--progress/--no-progress", default=None,
               help="A progress bar [default: only on a terminal].")
 @click.option("--yes", "-y", is_flag=True, help=YES_HELP)

@@ -20,6 +20,7 @@ from mdsym.core.defaults import (
     DTYPE_NAMES,
     FORCES,
     THREADS_HELP,
+    VARIANT_HELP,
     YES_HELP,
 )
 from mdsym.core.errors import MdsymError
@@ -69,11 +70,13 @@ from mdsym.core.errors import MdsymError
 @click.option("--threads", default=DEFAULT_THREADS, show_default=True, help=THREADS_HELP)
 @click.option("--device", default=DEFAULT_DEVICE, show_default=True, help=DEVICE_HELP)
 @click.option("--dtype", type=click.Choice(DTYPE_NAMES), default=None, help=DTYPE_HELP)
+@click.option("--variant", default=None, help=VARIANT_HELP)
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
 @click.option("--yes", "-y", is_flag=True, help=YES_HELP)
 @one_line_errors
 def serve(model, structure, symmetrize, quadrature, forces, correction, unix, address, port,
-          sockets_prefix, batch_size, seed, wait, first_message_timeout, threads, device, dtype, quiet, yes):
+          sockets_prefix, batch_size, seed, wait, first_message_timeout, threads, device, dtype,
+          variant, quiet, yes):
     """Serve a model to an i-PI server over a socket (unix or TCP) until it says EXIT.
 
     Exits 0 after i-PI's EXIT; non-zero, with one line, when i-PI closes the
@@ -91,7 +94,7 @@ def serve(model, structure, symmetrize, quadrature, forces, correction, unix, ad
                f"--symmetrize {symmetrize}")
     potential = serving_potential(model, structure, symmetrize, forces, batch_size, seed,
                                   threads, quadrature, device=device, dtype=dtype,
-                                  correction=correction)
+                                  correction=correction, variant=variant)
     log = (lambda message: None) if quiet else log_to_stderr()
     client = Client(potential, unix=unix, address=address, port=port,
                     sockets_prefix=sockets_prefix, wait=wait, log=log,

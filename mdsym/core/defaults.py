@@ -27,6 +27,10 @@ DEVICE_HELP = "Where the model runs: cpu, cuda, cuda:N or auto (CUDA when availa
 DTYPE_NAMES = ("float32", "float64")
 DTYPE_HELP = ("Precision of the model: float32 or float64 (default: the model's own, float64 for "
               "analytic and native models, the declared dtype of a metatomic model).")
+VARIANT_HELP = ("Energy variant of a metatomic model (PET-MAD, UPET): NAME uses its output "
+                "energy/NAME, and non_conservative_force/NAME and energy_uncertainty/NAME when it "
+                "has them, as metatomic-ase's variants and i-PI's energy_variant do; without it, "
+                "the plain energy.")
 
 # mdsym serve and the PES plugin (mdsym.serving)
 #: what a correction-mode potential subtracts from the symmetrized model (``none``: nothing)

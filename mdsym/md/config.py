@@ -81,8 +81,9 @@ LEGACY_FIELDS = frozenset((
     "max_temperature_factor", "threads", "connectivity",
 ))  # fmt: skip
 #: fields added to config version 1 after it was first written, with defaults that say
-#: what runs without them did (``average_in`` driver: each client averaged its own)
-ADDED_IN_VERSION = frozenset(("average_in",))
+#: what runs without them did (``average_in`` driver: each client averaged its own;
+#: ``variant`` None: the model's plain energy)
+ADDED_IN_VERSION = frozenset(("average_in", "variant"))
 
 
 def _setting(default, option=None, choices=None, minimum=None, above=None, maximum=None):
@@ -107,6 +108,7 @@ class RunConfig:
     threads: str = _setting(DEFAULT_THREADS, "--threads")
     device: str = _setting(DEFAULT_DEVICE, "--device")  # checked where the model is loaded
     dtype: str | None = _setting(None, "--dtype", choices=DTYPE_NAMES)  # None: the model's own
+    variant: str | None = _setting(None, "--variant")  # a metatomic energy/NAME; None: plain energy
     # the dynamics
     engine: str = _setting("ase", "--engine", choices=ENGINES)
     ensemble: str = _setting("nvt", "--ensemble", choices=ENSEMBLES)

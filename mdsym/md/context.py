@@ -16,6 +16,7 @@ from mdsym.md.config import RunConfig
 from mdsym.md.monitors import MonitorSettings, StabilityMonitor
 from mdsym.models import load_model
 from mdsym.models.devices import dtype_name
+from mdsym.models.memory import check_fits
 from mdsym.serving.ase_calculator import MdsymCalculator
 
 
@@ -40,11 +41,13 @@ class RunContext:
         threads = configure_threads(config.threads, len(atoms))
 
         def load(forces):
-            return load_model(config.model, forces=forces, device=config.device, dtype=config.dtype)
+            return load_model(config.model, forces=forces, device=config.device, dtype=config.dtype,
+                              variant=config.variant)
 
         direct = config.symmetrize.mts_direct  # direct forces inside, conservative outside
         model = load("conservative" if direct else config.forces)
         model.check_system(system)
+        check_fits(model, system, config.batch_size, config.symmetrize.evaluations_per_call())
         direct_model = load("direct") if direct else None
         if config.dtype is None and model.dtype is not None:
             # the precision it runs in, recorded: resumed and analysed in the same one

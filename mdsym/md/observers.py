@@ -58,7 +58,8 @@ class StepRecord:
             atoms.positions, atoms.get_velocities(), self.forces, self.masses,
             energy_rot_std_eV=results.get("energy_rot_std", 0.0),
             forces_rot_std_eVA=float(np.sqrt(np.mean(results["forces_rot_std"] ** 2))),
-            symmetrize_degree=degree if degree is not None else float("nan"))
+            symmetrize_degree=degree if degree is not None else float("nan"),
+            energy_uncertainty_eV=float(results.get("energy_uncertainty", float("nan"))))
 
     @property
     def resumed_start(self) -> bool:

@@ -16,7 +16,7 @@ THERMO_COLUMNS = (
     "step", "time_fs", "potential_eV", "kinetic_eV", "conserved_eV", "temperature_K",
     "px", "py", "pz", "Lx", "Ly", "Lz", "fnet_x", "fnet_y", "fnet_z",
     "torque_x", "torque_y", "torque_z", "energy_rot_std_eV", "forces_rot_std_eVA",
-    "symmetrize_degree",
+    "symmetrize_degree", "energy_uncertainty_eV",
 )  # fmt: skip
 #: thermo.csv files written before a column was added end at one of these
 OLDEST_LAST_COLUMN = "forces_rot_std_eVA"
@@ -34,6 +34,8 @@ THERMO_UNITS = {
     "fnet": "eV/Angstrom", "torque": "eV (about the centre of mass)",
     "energy_rot_std_eV": "eV", "forces_rot_std_eVA": "eV/Angstrom (RMS over components)",
     "symmetrize_degree": "degree L of the quadrature behind the row (nan: none, random)",
+    "energy_uncertainty_eV": "eV: the model's own estimate of its energy error (its "
+                             "energy_uncertainty output; nan: it has none)",
 }  # fmt: skip
 
 
@@ -57,12 +59,13 @@ def mechanics_columns(positions, velocities, forces, masses) -> dict:
 
 def thermo_row(step, time_fs, potential_eV, kinetic_eV, conserved_eV, temperature_K, positions,
                velocities, forces, masses, energy_rot_std_eV=float("nan"),
-               forces_rot_std_eVA=float("nan"), symmetrize_degree=float("nan")) -> dict:
+               forces_rot_std_eVA=float("nan"), symmetrize_degree=float("nan"),
+               energy_uncertainty_eV=float("nan")) -> dict:
     """One thermo.csv row from what an engine knows of one step (ASE units)."""
     row = {"step": int(step), "time_fs": float(time_fs), "potential_eV": potential_eV,
            "kinetic_eV": kinetic_eV, "conserved_eV": conserved_eV, "temperature_K": temperature_K,
            "energy_rot_std_eV": energy_rot_std_eV, "forces_rot_std_eVA": forces_rot_std_eVA,
-           "symmetrize_degree": symmetrize_degree}
+           "symmetrize_degree": symmetrize_degree, "energy_uncertainty_eV": energy_uncertainty_eV}
     row.update(mechanics_columns(positions, velocities, forces, masses))
     return row
 

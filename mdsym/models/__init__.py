@@ -18,6 +18,8 @@
 (``mdsym.models.devices``): ``device`` cpu, cuda, cuda:N or auto (None: auto),
 ``dtype`` float32 or float64 (None: the model's own). An mdsym ``Model`` passed in
 is used as it is: it must already be where they say. ASE calculators have neither.
+``variant`` picks a metatomic model's energy variant ``energy/NAME``
+(``mdsym.models.outputs``); other models have none and refuse one.
 """
 
 import importlib.util
@@ -35,6 +37,7 @@ from mdsym.models.ase_calculator import ASECalculatorModel
 from mdsym.models.base import Model, TorchModel
 from mdsym.models.devices import dtype_name, resolve_device, resolve_dtype
 from mdsym.models.native import NativeModel, load_torchscript
+from mdsym.models.outputs import normalise_variant
 
 DEFAULT_ANALYTIC = "analytic:bond2=0.05,vector1=0.05"
 
@@ -72,8 +75,16 @@ def parse_analytic(spec: str) -> AnalyticModel:
     return AnalyticModel(terms=tuple(terms), direct_terms=tuple(direct_terms), **options)
 
 
-def load_model(spec, forces: str = "auto", device=None, dtype=None) -> Model:
+def load_model(spec, forces: str = "auto", device=None, dtype=None, variant=None) -> Model:
     """Any supported model as an mdsym ``Model`` (see the module docstring)."""
+    model = _load(spec, forces, device, dtype, variant)
+    if normalise_variant(variant) is not None and model.variant is None:
+        raise MdsymError(f"model {model.name} declares no energy variants (only metatomic "
+                         f"models do): drop --variant {variant}")
+    return model
+
+
+def _load(spec, forces, device, dtype, variant) -> Model:
     if isinstance(spec, Model):
         _check_placed(spec, device, dtype)
         return spec
@@ -92,10 +103,10 @@ def load_model(spec, forces: str = "auto", device=None, dtype=None) -> Model:
         return load_python(python["path"], python["name"], **placement)
 
     if text in shipped.names():
-        return load_file(shipped.path(text), name=text, **placement)
+        return load_file(shipped.path(text), name=text, variant=variant, **placement)
     path = Path(text)
     if path.suffix or "/" in text:
-        return load_file(path, **placement)
+        return load_file(path, variant=variant, **placement)
     raise MdsymError(
         f"unknown model {text!r}: give a file, 'analytic[:...]' or one of the shipped "
         f"models: {', '.join(shipped.names()) or '(none installed)'}"
@@ -143,7 +154,8 @@ def load_python(path, name, forces: str = "auto", device=None, dtype=None) -> Mo
                      "or an mdsym model")
 
 
-def load_file(path, name=None, forces: str = "auto", device=None, dtype=None) -> Model:
+def load_file(path, name=None, forces: str = "auto", device=None, dtype=None, variant=None) -> Model:
+    """A ``.pt`` file: a metatomic model (with its ``variant``), or native TorchScript."""
     path = Path(path)
     if not path.is_file():
         raise MdsymError(f"model file not found: {path}")
@@ -157,7 +169,8 @@ def load_file(path, name=None, forces: str = "auto", device=None, dtype=None) ->
     if module is None or hasattr(module, "capabilities"):
         from mdsym.models.metatomic import MetatomicModel  # metatomic-torch loads for its files only
 
-        return MetatomicModel(path, name=name, forces=forces, device=device, dtype=dtype)
+        return MetatomicModel(path, name=name, forces=forces, device=device, dtype=dtype,
+                              variant=variant)
     return NativeModel(module, name=name or path.stem, forces=forces, device=device, dtype=dtype)
 
 

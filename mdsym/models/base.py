@@ -24,6 +24,11 @@ from ase.data import chemical_symbols
 from mdsym.core.errors import MdsymError
 from mdsym.core.rotations import rotate_vectors
 from mdsym.core.system import System
+from mdsym.models.memory import fitting_batch
+
+#: outputs a model may give beside its predictions, one value per copy, passed through
+#: (averaged over rotations like the energy): the model's own error estimate, in eV
+EXTRA_OUTPUTS = ("energy_uncertainty",)
 
 
 class Model(abc.ABC):
@@ -40,6 +45,10 @@ class Model(abc.ABC):
     #: where the model runs, and its precision (None: not a torch model, its own)
     device = torch.device("cpu")
     dtype = None
+    #: the energy variant used (metatomic ``energy/NAME``), None for the default
+    variant = None
+    #: what the model gives beside its predictions (of ``EXTRA_OUTPUTS``)
+    extra_outputs = ()
 
     def batch_size_for(self, system: System) -> int:
         """How many rotated copies to evaluate together when the user does not say."""
@@ -81,10 +90,19 @@ class TorchModel(Model):
     #: large batches amortise per-call overhead, but past the cache they cost more
     #: per copy than they save (PET on 48 waters: 40 ms/copy one at a time, 62 at 48)
     pair_budget: int = 200_000
+    #: the same on a GPU, where large batches keep the device busy (capped by memory)
+    gpu_pair_budget: int = 2_000_000
 
     def batch_size_for(self, system: System) -> int:
+        """Copies per call: as many as the pair budget of the device allows, at most 64,
+        and no more than fit in memory (``mdsym.models.memory``: measured on a probe
+        when the system is large; one clear line when not even one copy fits)."""
         pairs = len(system.neighbours(self.cutoff, self.full_neighbour_list).first)
-        return int(max(1, min(64, self.pair_budget // max(pairs, 1))))
+        budget = self.pair_budget if self.device.type == "cpu" else max(self.pair_budget,
+                                                                         self.gpu_pair_budget)
+        batch = int(max(1, min(64, budget // max(pairs, 1))))
+        fits = fitting_batch(self, system, batch)
+        return batch if fits is None else min(batch, fits)
 
     @abc.abstractmethod
     def compute(self, system: System, positions, cells, edges, neighbours) -> dict:
@@ -153,6 +171,9 @@ class TorchModel(Model):
         elif "stress" in properties and system.periodic:
             raise MdsymError(f"model {self.name} cannot compute a stress")
         check_finite(results, self.name)
+        for key in EXTRA_OUTPUTS:  # beside the predictions, per copy (not checked: an estimate)
+            if key in outputs:
+                results[key] = to_numpy(outputs[key])
         return results
 
 

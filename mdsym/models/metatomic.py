@@ -10,6 +10,11 @@ lists (``auto``: CUDA when available and supported, else the CPU) and in its dec
 ``capabilities.dtype``; a float32 model may also run in float64: metatomic's
 ``AtomisticModel.to(dtype=)`` (torch's ``Module.to``) converts its weights exactly, and
 only metatomic's consistency check, which compares with the declared dtype, objects.
+
+Outputs (``mdsym.models.outputs``): the energy of ``variant`` (``energy/NAME``, as
+metatomic and i-PI name it; None: the plain ``energy``), its direct forces
+(``non_conservative_force``) with ``forces`` direct or auto, and, when the model
+declares one, its ``energy_uncertainty`` (per structure, eV) beside every prediction.
 """
 
 from pathlib import Path
@@ -23,16 +28,16 @@ from mdsym.core.errors import MdsymError
 from mdsym.core.rotations import rotate_vectors
 from mdsym.models.base import TorchModel
 from mdsym.models.devices import dtype_name, resolve_device, resolve_dtype
-
-DIRECT_FORCE_KEYS = ("non_conservative_force", "non_conservative_forces")
+from mdsym.models.outputs import select_outputs
 
 
 class MetatomicModel(TorchModel):
     # learned models carry wide per-pair features: keep batches small (measured:
     # 9-atom ethanol fastest with all 48 copies together, 48 waters with 1 to 4)
     pair_budget = 8192
+
     def __init__(self, path, name=None, forces: str = "auto", check_consistency: bool = False,
-                 device=None, dtype=None):
+                 device=None, dtype=None, variant=None):
         path = Path(path)
         if not path.exists():
             raise MdsymError(f"model file not found: {path}")
@@ -49,20 +54,16 @@ class MetatomicModel(TorchModel):
         self.dtype, self.device = _placement(capabilities, self.name, device, dtype, check_consistency)
         self.model.to(dtype=self.dtype, device=self.device)
         outputs = capabilities.outputs
-        if "energy" not in outputs:
-            raise MdsymError(f"metatomic model {path} has no 'energy' output")
-        self.direct_key = next((k for k in DIRECT_FORCE_KEYS if k in outputs), None)
+        self.outputs = select_outputs(outputs, self.name, variant, forces)
+        self.variant = self.outputs.variant
+        self.direct_key = self.outputs.direct_forces
         self.has_stress = True
-        if forces not in ("auto", "conservative", "direct"):
-            raise MdsymError(f"forces must be auto, conservative or direct, got {forces!r}")
-        if forces == "direct" and self.direct_key is None:
-            raise MdsymError(f"metatomic model {path} has no non_conservative_force output")
-        use_direct = self.direct_key is not None if forces == "auto" else forces == "direct"
-        self.forces_kind = "direct" if use_direct else "conservative"
+        self.forces_kind = self.outputs.forces_kind
+        self.extra_outputs = ("energy_uncertainty",) if self.outputs.uncertainty else ()
         # in the model's own units (Angstrom, eV) the inner module can be called directly,
         # as metatomic's SymmetrizedModel does: no per-system unit conversion and
         # output checks on every rotated copy (3 ms of 25 for 8 copies of ethanol)
-        energy_unit = outputs["energy"].unit
+        energy_unit = outputs[self.outputs.energy].unit
         self.direct_module = (
             capabilities.length_unit.lower() in ("angstrom", "a") and energy_unit == "eV"
             and not check_consistency
@@ -76,9 +77,12 @@ class MetatomicModel(TorchModel):
 
     def compute(self, system, positions, cells, edges, neighbours) -> dict:
         systems = self.systems(system, positions, cells, edges)
-        requested = {"energy": ModelOutput(unit="eV", sample_kind="system")}
+        keys = self.outputs
+        requested = {keys.energy: ModelOutput(unit="eV", sample_kind="system")}
         if self.forces_kind == "direct":
             requested[self.direct_key] = ModelOutput(unit="eV/Angstrom", sample_kind="atom")
+        if keys.uncertainty is not None:
+            requested[keys.uncertainty] = ModelOutput(unit="eV", sample_kind="system")
         options = ModelEvaluationOptions(length_unit="angstrom", outputs=requested)
         try:
             if self.direct_module:
@@ -88,7 +92,9 @@ class MetatomicModel(TorchModel):
         except Exception as error:
             message = str(error).strip().splitlines()
             raise MdsymError(f"model {self.name} failed: {message[0] if message else error}") from None
-        results = {"energy": predictions["energy"].block().values.reshape(-1)}
+        results = {"energy": predictions[keys.energy].block().values.reshape(-1)}
+        if keys.uncertainty is not None:  # an estimate, not differentiated
+            results["energy_uncertainty"] = predictions[keys.uncertainty].block().values.reshape(-1)
         if self.forces_kind == "direct":
             forces = predictions[self.direct_key].block().values
             results["forces"] = forces.reshape(positions.shape[0], positions.shape[1], 3)

@@ -95,8 +95,23 @@ class Potential:
         else:
             virial = np.zeros((3, 3))
         extras = ""
+        if self.extras or "energy_uncertainty" in results:
+            extras = json.dumps(self.extras_of(results))
+        return (
+            p.energy_to_ipi(results["energy"]),
+            p.forces_to_ipi(results["forces"]),
+            virial,
+            extras,
+        )
+
+    def extras_of(self, results) -> dict:
+        """The JSON extras of one answer: the rotational std when averaging, and the
+        model's own energy uncertainty (eV) when it declares one."""
+        found = {}
+        if "energy_uncertainty" in results:  # as i-PI's metatomic driver names it
+            found["energy_uncertainty"] = float(results["energy_uncertainty"])
         if self.extras:
-            extras = json.dumps({
+            found.update({
                 # eV, and the RMS over atoms and components of the per-component std (eV/A)
                 "energy_rot_std": float(results.get("energy_rot_std", 0.0)),
                 "forces_rot_std": float(np.sqrt(np.mean(results["forces_rot_std"] ** 2)))
@@ -105,12 +120,7 @@ class Potential:
                 "symmetrize_degree": float("nan") if self.symmetrizer.degree is None
                 else float(self.symmetrizer.degree),
             })
-        return (
-            p.energy_to_ipi(results["energy"]),
-            p.forces_to_ipi(results["forces"]),
-            virial,
-            extras,
-        )
+        return found
 
     def evaluate_batch(self, cells, positions) -> list:
         return [self.evaluate(h, q) for h, q in zip(cells, positions)]

@@ -37,10 +37,11 @@ from mdsym.core.defaults import (
     structure_path,
 )
 from mdsym.core.errors import MdsymError
-from mdsym.core.system import read_structure
+from mdsym.core.system import System, read_structure
 from mdsym.core.threads import configure_threads
 from mdsym.models import load_model
 from mdsym.models.devices import dtype_name
+from mdsym.models.memory import check_fits
 from mdsym.serving.ipi_client import Potential, load_quadrature
 from mdsym.symmetry.spec import SymmetrizeSpec
 
@@ -48,25 +49,31 @@ from mdsym.symmetry.spec import SymmetrizeSpec
 def serving_potential(model=DEFAULT_MODEL, structure=DEFAULT_STRUCTURE,
                       symmetrize=DEFAULT_SYMMETRIZE, forces=DEFAULT_FORCES, batch_size=None,
                       seed=DEFAULT_SEED, threads=DEFAULT_THREADS, quadrature=None,
-                      device=DEFAULT_DEVICE, dtype=None, correction=DEFAULT_CORRECTION):
+                      device=DEFAULT_DEVICE, dtype=None, correction=DEFAULT_CORRECTION,
+                      variant=None):
     """The ``Potential`` that ``mdsym serve`` and the PES plugin (``drivers/mdsym_pes.py``)
     serve, from their options, with the CLI's defaults: one place, so both compute the
     same thing. ``batch_size`` None: chosen from the model and the system; ``dtype``
     None: the model's own; ``correction`` (``CORRECTIONS``): what is subtracted, for
-    the outer force of i-PI's multiple time stepping. Also sets torch's threads
+    the outer force of i-PI's multiple time stepping; ``variant``: a metatomic model's
+    energy variant (``energy/NAME``; None: its plain energy). Also sets torch's threads
     (``configure_threads``: one thread below 256 atoms)."""
     atoms = read_structure(structure_path(structure))
     configure_threads(str(threads), len(atoms))
     served_forces, subtracted_forces = correction_forces(correction, forces, symmetrize, quadrature)
 
     def load(kind):
-        return load_model(model, forces=kind, device=device, dtype=dtype)
+        return load_model(model, forces=kind, device=device, dtype=dtype, variant=variant)
 
     the_model = load(served_forces)
     subtract = None
     if subtracted_forces is not None:  # the same model object when the forces are the same
         subtract = the_model if subtracted_forces == served_forces else load(subtracted_forces)
     grid = load_quadrature(quadrature) if quadrature else None
+    evaluations = len(grid) if grid is not None else SymmetrizeSpec.parse(symmetrize).evaluations_per_call()
+    system = System.from_atoms(atoms)
+    the_model.check_system(system)  # species first, then memory: one line before connecting
+    check_fits(the_model, system, batch_size, evaluations)
     return Potential(the_model, atoms, symmetrize, batch_size=batch_size, seed=seed,
                      quadrature=grid, subtract=subtract)
 
@@ -100,6 +107,8 @@ def describe(potential, structure, quadrature=None) -> str:
         spec += f" minus {inner.model.name} [{inner.spec}]"
     threads = torch.get_num_threads()
     model = potential.model
+    if model.variant is not None:
+        spec = f"energy/{model.variant}, {spec}"
     return (f"serving {model.name} [{spec}] for the {len(potential.template)} atoms "
             f"of {structure} on {model.device} in {dtype_name(model.dtype)} "
             f"({threads} torch thread{'s' if threads > 1 else ''})")

@@ -80,6 +80,7 @@ class SymmetrizedModel(Model):
         self.forces_kind = model.forces_kind
         self.has_stress = model.has_stress
         self.device, self.dtype = model.device, model.dtype
+        self.variant, self.extra_outputs = model.variant, model.extra_outputs
 
     # --- what the spec and o3:auto say -----------------------------------------------
 

@@ -24,9 +24,10 @@ from mdsym.workflows.dynamic_equivariance import THRESHOLD_A
 
 
 def run_audit(models, out, structure=None, specs=DEFAULT_SPECS, mode: str = "standard", seed: int = 0,
-              batch_size=None, progress: bool = True, echo=print) -> dict:
+              batch_size=None, progress: bool = True, echo=print, variant=None) -> dict:
     """Audit ``models``; writes ``OUT/audit.json`` and ``OUT/audit.md``; returns the result.
-    ``progress``: True, False or None (a bar only on a terminal)."""
+    ``progress``: True, False or None (a bar only on a terminal); ``variant``: the
+    metatomic energy variant of every model (None: their plain energy)."""
     if mode not in MODES:
         raise MdsymError(f"unknown audit mode {mode!r}: use {' or '.join(MODES)}")
     if not models:
@@ -35,7 +36,8 @@ def run_audit(models, out, structure=None, specs=DEFAULT_SPECS, mode: str = "sta
     out = Path(out)
     started = time.monotonic()
     _check_settings(out, {"mode": mode, "seed": seed, "settings": asdict(settings)})
-    batteries = [Battery(m, structure_for(m, structure), specs, settings, out, seed, batch_size) for m in models]
+    batteries = [Battery(m, structure_for(m, structure), specs, settings, out, seed, batch_size, variant)
+                 for m in models]
     tasks = [task for battery in batteries for task in battery.tasks()]
     total = sum(weight for _, weight, _ in tasks)
     with Progress(total, "audit", enabled=progress, show_item=True) as bar:

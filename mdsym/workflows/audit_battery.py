@@ -93,17 +93,18 @@ class Battery:
     """The audit of one model on one structure; ``tasks()`` lists its pieces."""
 
     def __init__(self, model: str, structure, specs, settings: AuditSettings, out: Path, seed: int = 0,
-                 batch_size=None):
+                 batch_size=None, variant=None):
         self.model_name = str(model)
         self.structure = Path(structure)
         self.atoms = read_structure(self.structure)
         self.system = System.from_atoms(self.atoms)
-        self.model = load_model(self.model_name)
+        self.variant = variant  # a metatomic energy/NAME, None: the plain energy
+        self.model = load_model(self.model_name, variant=variant)
         self.model.check_system(self.system)
         self.settings = settings
         self.seed = int(seed)
         self.batch_size = batch_size
-        self.folder = Path(out) / slug(self.model_name)
+        self.folder = Path(out) / slug(self.model_name + (f"-{variant}" if variant else ""))
         self.specs, self.skipped = [], {}
         for spec in specs:
             parsed = SymmetrizeSpec.parse(spec)
@@ -116,7 +117,8 @@ class Battery:
 
     def md_configs(self, spec: str) -> dict:
         s = self.settings
-        base = {"engine": "ase", "model": self.model_name, "symmetrize": spec, "forces": "auto",
+        base = {"engine": "ase", "model": self.model_name, "variant": self.variant,
+                "symmetrize": spec, "forces": "auto",
                 "structure": str(self.structure), "seed": self.seed, "stride": s.stride,
                 "batch_size": self.batch_size, "thermostat": "svr", "thermostat_tau_fs": 100.0}
         configs = {}

@@ -34,6 +34,8 @@ def serve_command(config: RunConfig, structure, socket: Socket) -> list:
     ]
     if config.dtype is not None:
         command += ["--dtype", config.dtype]
+    if config.variant is not None:
+        command += ["--variant", config.variant]
     if config.batch_size is not None:
         command += ["--batch-size", str(config.batch_size)]
     return command + socket.client_args()
