@@ -11,7 +11,7 @@ from mdsym import MdsymError, load_model
 from mdsym.core.system import System, read_structure
 from mdsym.models import memory
 
-from .user_models import export_foundation_like, write_ase_calculator_file
+from .user_models import export_foundation_like, water_box, write_ase_calculator_file
 
 IDENTITY = np.eye(3)[None]
 
@@ -24,12 +24,13 @@ def files(tmp_path_factory):
     export_foundation_like(folder / "variants-only.pt", plain=False)
     export_foundation_like(folder / "conservative.pt", variants=(), uncertainty=False, direct=False)
     write_ase_calculator_file(folder / "calc.py")
+    water_box().write(folder / "water.xyz")
     return folder
 
 
 @pytest.fixture(scope="module")
-def water():
-    return System.from_atoms(read_structure("water-16"))
+def water(files):
+    return System.from_atoms(read_structure(files / "water.xyz"))
 
 
 def evaluate(model, system, properties=("energy", "forces")):
@@ -90,10 +91,11 @@ def test_float64_model_runs_in_float64(files, water, one_torch_thread):
 def test_serving_carries_the_variant_and_the_uncertainty(files, one_torch_thread):
     from mdsym.serving.serve import describe, serving_potential
 
-    potential = serving_potential(str(files / "f32.pt"), "water-16", "o3:1", variant="r2scan",
+    structure = str(files / "water.xyz")
+    potential = serving_potential(str(files / "f32.pt"), structure, "o3:1", variant="r2scan",
                                   forces="conservative")
-    assert "energy/r2scan" in describe(potential, "water-16")
-    atoms = read_structure("water-16")
+    assert "energy/r2scan" in describe(potential, structure)
+    atoms = read_structure(structure)
     from mdsym.serving import ipi_protocol as p
 
     energy, forces, virial, extras = potential.evaluate(atoms.cell.array.T / p.BOHR,
@@ -110,21 +112,18 @@ def test_pes_plugin_takes_variant_device_dtype(files, one_torch_thread):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "drivers"))
     from mdsym_pes import MdsymDriver
 
-    driver = MdsymDriver(template="water-16", model=str(files / "f32.pt"), variant="pbe",
+    driver = MdsymDriver(template=str(files / "water.xyz"), model=str(files / "f32.pt"), variant="pbe",
                          dtype="float64", device="cpu", forces="conservative")
     driver.check_parameters()
     assert driver.potential.model.variant == "pbe" and str(driver.potential.model.dtype) == "torch.float64"
     with pytest.raises(MdsymError, match="'hf'"):
-        MdsymDriver(template="water-16", model=str(files / "f32.pt"), variant="hf").check_parameters()
+        MdsymDriver(template=str(files / "water.xyz"), model=str(files / "f32.pt"),
+                    variant="hf").check_parameters()
 
 
 def test_a_size_that_does_not_fit_is_refused_with_the_batch_that_fits(files, monkeypatch,
                                                                       one_torch_thread):
-    import ase.io
-
-    from mdsym.core.defaults import STRUCTURES
-
-    big = System.from_atoms(ase.io.read(STRUCTURES / "water-16.xyz").repeat((4, 4, 4)))  # 3072 atoms
+    big = System.from_atoms(water_box().repeat((4, 4, 4)))  # 3072 atoms
     fresh = load_model(str(files / "f32.pt"), forces="conservative")
     found = memory.estimate(fresh, big)  # measured once, kept for this model and size
     if found is None:
@@ -148,17 +147,13 @@ def test_small_work_is_not_measured(files, water, monkeypatch):
 
 
 def test_probe_keeps_the_density():
-    import ase.io
-
-    from mdsym.core.defaults import STRUCTURES
-
-    big = System.from_atoms(ase.io.read(STRUCTURES / "water-16.xyz").repeat((3, 3, 3)))
+    big = System.from_atoms(water_box().repeat((3, 3, 3)))
     half, ball, boxed = memory.probe_of(big)
     assert len(ball) == len(boxed) == memory.PROBE_ATOMS == 2 * len(half)
     assert not half.periodic and not ball.periodic and boxed.periodic
     density = len(big) / abs(np.linalg.det(big.cell))
     assert len(boxed) / abs(np.linalg.det(boxed.cell)) == pytest.approx(density, rel=0.25)
-    assert memory.probe_of(System.from_atoms(read_structure("water-16")))[0].periodic
+    assert memory.probe_of(System.from_atoms(water_box()))[0].periodic
 
 
 def test_byte_sizes_parse():

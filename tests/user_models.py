@@ -143,3 +143,24 @@ def make():
 
 def write_ase_calculator_file(path) -> None:
     path.write_text(ASE_CALCULATOR_FILE)
+
+
+def water_box(n_molecules: int = 16, seed: int = 0):
+    """``n_molecules`` H2O, randomly turned, on a cubic grid in a periodic cube at
+    1 g/cm^3 (no two atoms of different molecules closer than about 1 A): the
+    structure these stand-ins are run on."""
+    import ase
+    import numpy as np
+    from ase.build import molecule
+    from scipy.spatial.transform import Rotation
+
+    rng = np.random.default_rng(seed)
+    side = (n_molecules * 18.015 / 0.6022) ** (1 / 3)
+    per_edge = int(np.ceil(n_molecules ** (1 / 3)))
+    water = molecule("H2O")
+    positions = []
+    for index in range(n_molecules):
+        centre = (np.array(np.unravel_index(index, (per_edge,) * 3)) + 0.5) * side / per_edge
+        positions.append(water.positions @ Rotation.random(random_state=rng).as_matrix().T + centre)
+    return ase.Atoms(numbers=np.tile(water.numbers, n_molecules), positions=np.concatenate(positions),
+                     cell=[side] * 3, pbc=True)

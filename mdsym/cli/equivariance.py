@@ -57,13 +57,12 @@ def equivariance(model, structure, degree, symmetrize, so3, forces, batch_size, 
                  dtype, variant, layers, layers_plot, as_json, yes):
     """Equivariance error A and symmetry content B of a model on one structure."""
     # start-up time: the models, the metrics and ASE load only when the command runs
-    import numpy as np
-
     from mdsym.core.system import System, read_structure
     from mdsym.core.threads import configure_threads
     from mdsym.models import load_model
     from mdsym.models.devices import dtype_name
     from mdsym.models.memory import check_fits
+    from mdsym.models.outputs import own_figures
     from mdsym.symmetry.metrics import measure, metrics_quadrature
     from mdsym.symmetry.spec import SymmetrizeSpec
     from mdsym.symmetry.symmetrized import SymmetrizedModel
@@ -94,10 +93,7 @@ def equivariance(model, structure, degree, symmetrize, so3, forces, batch_size, 
         from mdsym.serving.export import export_metadata  # start-up time
 
         report["export"] = export_metadata(model) or None
-    report["variant"] = raw_model.variant
-    if "energy_uncertainty" in raw_model.extra_outputs:  # the model's own error estimate
-        report["energy_uncertainty_eV"] = float(
-            raw_model.evaluate(system, np.eye(3)[None], ("energy",))["energy_uncertainty"][0])
+    report.update(own_figures(raw_model, system))  # its variant, its own uncertainty
     if layers or layers_plot:
         from mdsym.analysis.hidden_layers import layers_or_reason  # start-up time
         from mdsym.reports.plots import plot_heatmap
@@ -115,12 +111,7 @@ def equivariance(model, structure, degree, symmetrize, so3, forces, batch_size, 
         click.echo(f"exported by mdsym {made['version']}: {made['model']} symmetrized by {made['spec']} "
                    f"on {made['grid']} ({made['grid-size']} rotations), seed {made['seed']}, "
                    f"correction {made['correction']}, {made['dtype']}")
-    variant = f", energy/{report['variant']}" if report["variant"] else ""
-    click.echo(f"model {report['model']}  structure {structure}  symmetrize {report['symmetrize']}"
-               f"  ({report['device']}, {report['dtype']}{variant})")
-    if "energy_uncertainty_eV" in report:
-        click.echo(f"energy uncertainty (the model's own estimate): "
-                   f"{report['energy_uncertainty_eV']:.4g} eV")
+    echo_model(report, structure)
     click.echo(f"quadrature {quadrature['name']} over {quadrature['group']}: "
                f"{quadrature['size']} elements, exact to degree {quadrature['degree']}")
     units = {"energy": "eV", "forces": "eV/A", "stress": "eV/A^3"}
@@ -140,3 +131,14 @@ def equivariance(model, structure, degree, symmetrize, so3, forces, batch_size, 
         click.echo("\n".join(summary_lines(report["layers"])))
         if layers_plot and "layers" in report["layers"]:
             click.echo(f"heatmap: {layers_plot}")
+
+
+def echo_model(report, structure) -> None:
+    """The report's first lines: model, structure, spec, device, dtype, variant, and the
+    model's own energy uncertainty when it has one."""
+    variant = f", energy/{report['variant']}" if report.get("variant") else ""
+    click.echo(f"model {report['model']}  structure {structure}  symmetrize {report['symmetrize']}"
+               f"  ({report['device']}, {report['dtype']}{variant})")
+    if "energy_uncertainty_eV" in report:
+        click.echo(f"energy uncertainty (the model's own estimate): "
+                   f"{report['energy_uncertainty_eV']:.4g} eV")

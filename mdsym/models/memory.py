@@ -50,6 +50,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from mdsym.core.errors import MdsymError
 from mdsym.core.system import System
@@ -124,8 +125,6 @@ def parse_bytes(text) -> int:
 def available_bytes(device) -> int | None:
     """Free memory where ``device`` computes, or ``MDSYM_MEMORY`` when smaller; None
     where it cannot be read."""
-    import torch  # start-up time: mdsym.models.base imports this module
-
     found = [parse_bytes(os.environ["MDSYM_MEMORY"])] if os.environ.get("MDSYM_MEMORY") else []
     device = torch.device(device)
     if device.type == "cuda":
@@ -189,8 +188,6 @@ def _resident():
 
 def peak_bytes(call, device) -> tuple:
     """(bytes above the memory in use before, what was measured) for ``call()``."""
-    import torch  # start-up time: mdsym.models.base imports this module
-
     if device.type == "cuda":
         torch.cuda.synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
@@ -212,8 +209,6 @@ def peak_bytes(call, device) -> tuple:
 def measure(model, system: System) -> MemoryEstimate | None:
     """Bytes per atom and per pair of ``model``, measured on the probes of ``system``
     (see the module docstring)."""
-    import torch  # start-up time: mdsym.models.base imports this module
-
     if not hasattr(model, "cutoff"):
         return None  # not a torch model of pairs
     device = torch.device(model.device)

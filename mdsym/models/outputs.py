@@ -20,6 +20,8 @@ such as PET-MAD and UPET declare, besides ``energy``:
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from mdsym.core.defaults import FORCES
 from mdsym.core.errors import MdsymError
 
@@ -88,3 +90,13 @@ def select_outputs(outputs, name: str, variant=None, forces: str = "auto") -> Ou
     use_direct = direct is not None if forces == "auto" else forces == "direct"
     return Outputs(energy, direct if use_direct else None, uncertainty,
                    "direct" if use_direct else "conservative", variant)
+
+
+def own_figures(model, system) -> dict:
+    """What a model says of itself at ``system``: the variant it uses and, when it
+    declares one, its energy uncertainty (eV; one evaluation of the unrotated system)."""
+    found = {"variant": model.variant}
+    if "energy_uncertainty" in model.extra_outputs:
+        found["energy_uncertainty_eV"] = float(
+            model.evaluate(system, np.eye(3)[None], ("energy",))["energy_uncertainty"][0])
+    return found

@@ -12,10 +12,10 @@ import sys
 import numpy as np
 import pytest
 
-from ..user_models import export_foundation_like, write_ase_calculator_file
+from ..user_models import export_foundation_like, water_box, write_ase_calculator_file
 from .conftest import assert_one_line_error, mdsym
 
-WATER = ("--structure", "water-16")
+WATER = ("--structure", "water.xyz")  # 16 H2O at 1 g/cm^3 (tests/user_models.py)
 
 
 @pytest.fixture(scope="module")
@@ -24,11 +24,8 @@ def folder(tmp_path_factory):
     export_foundation_like(folder / "pet-mad-like.pt")
     export_foundation_like(folder / "pet-mad-like-f64.pt", dtype="float64")
     write_ase_calculator_file(folder / "orb_like.py")
-    import ase.io
-
-    from mdsym.core.defaults import STRUCTURES
-
-    water = ase.io.read(STRUCTURES / "water-16.xyz")
+    water = water_box()
+    water.write(folder / "water.xyz")
     water.repeat((4, 4, 4)).write(folder / "water-3072.xyz")
     # i-PI turns a cell to its upper-triangular h (lattice vectors as columns), and so
     # the whole system: start from that orientation so both engines see the same frame
