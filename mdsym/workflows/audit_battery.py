@@ -99,6 +99,7 @@ class Battery:
         self.atoms = read_structure(self.structure)
         self.system = System.from_atoms(self.atoms)
         self.variant = variant  # a metatomic energy/NAME, None: the plain energy
+        self.label = self.model_name + (f" (energy/{variant})" if variant else "")  # in the tables
         self.model = load_model(self.model_name, variant=variant)
         self.model.check_system(self.system)
         self.settings = settings
@@ -260,7 +261,7 @@ class Battery:
                      for name in ("dynamic", "static", "metrics", "cost")}
             details[spec] = {"runs": {name: _run_summary(report) for name, report in runs.items()}, **piece}
             rows.append(self.row(spec, runs, piece, floor, self_floor))
-        return {"model": self.model_name, "structure": str(self.structure), "n_atoms": len(self.atoms),
+        return {"model": self.label, "structure": str(self.structure), "n_atoms": len(self.atoms),
                 "specs_skipped": self.skipped, "floor": floor, "self_floor": self_floor, "hidden_layers": hidden,
                 "rows": rows, "details": details}
 
@@ -272,7 +273,7 @@ class Battery:
         metrics, static, dynamic = piece["metrics"], piece["static"], piece["dynamic"]
         b_forces = next((b["fraction"] for b in metrics["forces"]["B"] if b["lambda"] == 1 and b["sigma"] == 1), None)
         return {
-            "model": self.model_name, "structure": self.structure.name, "spec": spec,
+            "model": self.label, "structure": self.structure.name, "spec": spec,
             "evaluations_per_step": self.evaluations_per_step(spec),
             "ms_per_force_call": piece["cost"]["ms_per_call"], "cost_vs_raw": piece["cost"]["ratio_to_raw"],
             "A_energy_eV": metrics["energy"]["A"], "A_forces_eVA": metrics["forces"]["A"],

@@ -3,7 +3,7 @@
 A metatomic file declaring what PET-MAD / UPET files declare (energy variants,
 ``energy_uncertainty``, ``non_conservative_force``; float32 and float64), and a Python
 file holding an ASE calculator, through ``mdsym run`` (both engines: i-PI's runs
-``mdsym serve`` with the variant), ``mdsym equivariance`` and the bad inputs the README
+``mdsym serve`` with the variant), ``mdsym equivariance``, ``mdsym audit`` and the bad inputs the README
 lists: each one line, exit 2, before any run directory exists."""
 
 import json
@@ -72,6 +72,17 @@ def test_equivariance_shows_the_variant_and_its_uncertainty(folder):
                               *WATER, "-L", "1", "--json", cwd=folder).stdout)
     assert report["variant"] == "pbe" and report["energy_uncertainty_eV"] > 0
     assert report["forces"]["A"] > 1e-4  # the stand-in is not equivariant
+
+
+def test_audit_a_variant(folder):
+    mdsym("audit", "pet-mad-like.pt", "--variant", "r2scan", *WATER, "--fast", "--specs", "o3:1",
+          "--no-progress", "--out", "audit", cwd=folder)
+    result = json.loads((folder / "audit" / "audit.json").read_text())
+    rows = {row["spec"]: row for row in result["leaderboard"]}
+    assert set(rows) == {"none", "o3:1"} and rows["none"]["model"] == "pet-mad-like.pt (energy/r2scan)"
+    assert rows["o3:1"]["A_forces_eVA"] < rows["none"]["A_forces_eVA"]  # symmetrized: less anisotropic
+    runs = list((folder / "audit").glob("*/none/nve-*/run.json"))
+    assert runs and all(json.loads(r.read_text())["config"]["variant"] == "r2scan" for r in runs)
 
 
 def test_an_ase_calculator_file(folder):
