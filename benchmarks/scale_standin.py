@@ -20,6 +20,7 @@ atoms (periodic), and an isolated droplet of about N atoms: the whole water mole
 of a larger replicated box nearest to its centre.
 """
 
+import json
 import os
 from pathlib import Path
 
@@ -63,12 +64,7 @@ def standin(size: str = "xs", folder=None) -> dict:
     path = folder / f"pet-mad-{size}-standin-seed0.pt"
     info_path = path.with_suffix(".json")
     if not path.exists() or not info_path.exists():
-        parameters = build(size, path)
-        import json
-
-        info_path.write_text(json.dumps({"parameters": parameters}))
-    import json
-
+        info_path.write_text(json.dumps({"parameters": build(size, path)}))
     parameters = json.loads(info_path.read_text())["parameters"]
     return {"path": str(path), "size": size, "label": label(size), "parameters": parameters,
             "published_parameters": SIZES[size]["published_parameters"],
