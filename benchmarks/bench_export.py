@@ -23,7 +23,6 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-
 from common import RESULTS, interleaved, pin_threads  # noqa: I001  (benchmarks/ on sys.path)
 
 DEGREES = (1, 2, 3, 5)

@@ -205,8 +205,8 @@ def spec_costs(row, specs, auto_degree) -> list:
 
 def run_spec(model_path, structure, spec, steps, seed, out, dtype=None, device="cpu") -> dict:
     """One short NVE run of ``spec`` on ``structure``; its figures."""
-    from mdsym.md.rundir import RunDirectory
     from mdsym.md.run import run_md
+    from mdsym.md.rundir import RunDirectory
 
     config = dict(model=str(model_path), structure=str(structure), engine="ase", ensemble="nve",
                   timestep_fs=TIMESTEP_FS, steps=steps, temperature_K=300.0, seed=seed, symmetrize=spec,

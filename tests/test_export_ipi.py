@@ -16,7 +16,6 @@ from pathlib import Path
 import ase.io
 import numpy as np
 import pytest
-
 from ipi.utils.units import UnitMap
 
 from mdsym.md.ipi_engine.supervisor import run_input
