@@ -28,7 +28,7 @@ from mdsym.core.errors import MdsymError
 from mdsym.core.rotations import rotate_vectors
 from mdsym.models.base import TorchModel
 from mdsym.models.devices import dtype_name, resolve_device, resolve_dtype
-from mdsym.models.outputs import select_outputs
+from mdsym.models.outputs import DIRECT_FORCE_KEYS, select_outputs
 
 
 class MetatomicModel(TorchModel):
@@ -87,6 +87,8 @@ class MetatomicModel(TorchModel):
         try:
             if self.direct_module:
                 predictions = self.model.module(systems, requested, None)
+                if self.forces_kind == "direct" and self.direct_key not in predictions:
+                    predictions = self.module_direct_name(systems, requested, predictions)
             else:
                 predictions = self.model(systems, options, check_consistency=self.check_consistency)
         except Exception as error:
@@ -99,6 +101,23 @@ class MetatomicModel(TorchModel):
             forces = predictions[self.direct_key].block().values
             results["forces"] = forces.reshape(positions.shape[0], positions.shape[1], 3)
         return results
+
+    def module_direct_name(self, systems, requested, predictions):
+        """The direct forces under the name the inner module itself knows: metatomic lists
+        both ``non_conservative_force`` and its older name ``non_conservative_forces`` for a
+        model exported with one of them, but only ``AtomisticModel`` maps the other one
+        (called here without it, the module answers to its own name only)."""
+        suffix = self.direct_key[len(self.direct_key.split("/")[0]):]
+        for key in DIRECT_FORCE_KEYS:
+            other = key + suffix
+            if other != self.direct_key:
+                asked = {k: v for k, v in requested.items() if k != self.direct_key}
+                asked[other] = requested[self.direct_key]
+                answer = self.model.module(systems, asked, None)
+                if other in answer:
+                    self.direct_key = other  # remembered: one probe per model
+                    return answer
+        return predictions
 
     def systems(self, system, positions, cells, edges) -> list:
         """One metatomic System per copy, with the requested neighbour lists."""
